@@ -1,0 +1,1 @@
+"""Built-in and user-defined tasks: prompt generators, metrics and ground truths."""
