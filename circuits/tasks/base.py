@@ -404,9 +404,10 @@ def filter_correct(
 ) -> tuple[TaskData, int]:
     """Keep the pairs whose positive the model answers correctly; return them and the count dropped.
 
-    Correct means the top-1 token is an answer id, where top-1 is taken over the candidate
-    set `answer_ids + wrong_ids` (`among="candidates"`, the default; greater-than: the most
-    likely two-digit year is later than YY) or over the whole vocabulary (`among="vocab"`).
+    Correct means an answer id is strictly the top-1 token, taken over the candidate set
+    `answer_ids + wrong_ids` (`among="candidates"`, the default; greater-than: the most
+    likely two-digit year is later than YY) or over the whole vocabulary (`among="vocab"`,
+    also used for prompts without wrong ids).
     """
     if among not in ("candidates", "vocab"):
         raise ValueError(f"among={among!r}; use 'candidates' or 'vocab'.")
@@ -416,12 +417,15 @@ def filter_correct(
     _check_rows(logits_BV, data)
     keep = []
     for i, row in enumerate(logits_BV):
-        if among == "vocab":
-            top = int(row.argmax())
+        best_answer = row[data.answer_ids[i]].max()
+        if among == "candidates" and data.wrong_ids[i]:
+            best_other = row[data.wrong_ids[i]].max()
         else:
-            candidates = list(data.answer_ids[i]) + list(data.wrong_ids[i])
-            top = candidates[int(row[candidates].argmax())]
-        if top in data.answer_ids[i]:
+            others = row.clone()
+            others[data.answer_ids[i]] = -torch.inf
+            best_other = others.max()
+        # Strictly greater: a tie (e.g. a model that ignores the prompt) is not an answer.
+        if best_answer > best_other:
             keep.append(i)
     dropped = len(data) - len(keep)
     if not keep:
