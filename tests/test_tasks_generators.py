@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
@@ -191,8 +193,8 @@ def test_greater_than_invalid_years(gpt2_tokenizer: PreTrainedTokenizerFast) -> 
 
 def test_docstring(gpt2_tokenizer: PreTrainedTokenizerFast, docstring: tasks.TaskData) -> None:
     check_pairs(gpt2_tokenizer, docstring)
-    # 41 tokens with BOS under attn-only-4l's tokenizer (DESIGN.md); GPT-2's BPE spells the
-    # four-space indents as single spaces, giving 52 without BOS.
+    # DESIGN.md's 41 (with BOS) is under attn-only-4l's tokenizer; GPT-2's BPE spells each
+    # four-space indent as four tokens, giving 52 without BOS.
     assert docstring.seq_len == 52
     for pos, neg, info, answer, wrong in zip(
         docstring.positives,
@@ -278,3 +280,16 @@ def test_unknown_words_are_not_single_tokens() -> None:
     tokenizer = word_level_tokenizer()
     with pytest.raises(ValueError, match="only 2 of 4 IOI names"):
         IOITask(names=("Mary", "John", "Xyzzy", "Plugh")).generate(tokenizer, n=3)
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32 - 1), name=st.sampled_from(tasks.names()))
+def test_any_seed_gives_equal_length_pairs(
+    gpt2_tokenizer: PreTrainedTokenizerFast, seed: int, name: str
+) -> None:
+    tokenizer = gpt2_tokenizer
+    data = tasks.get(name).generate(tokenizer, n=16, seed=seed)
+    for i in range(len(data)):
+        lengths = {len(encode(tokenizer, p)) for p in (data.positives[i], data.negatives[i])}
+        assert lengths == {data.lengths[i]}
+        assert len(encode(tokenizer, data.corrupted[i])) == data.lengths[i]

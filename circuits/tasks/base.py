@@ -62,7 +62,7 @@ class TaskData:
     prompt_info: list[Mapping[str, Any]] = field(default_factory=list)
     """Per prompt, how it was built (names, template, year, ...)."""
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    """Task, seed, n and task configuration the data was generated with."""
+    """Task, n, seed, tokenizer and task options the data was generated with."""
 
     def __post_init__(self) -> None:
         n = len(self.positives)
@@ -177,6 +177,14 @@ class Task(ABC):
 
 
 # --- tokenizer helpers -------------------------------------------------------------------
+
+
+def generation_metadata(
+    task: Task, tokenizer: Tokenizer, n: int, seed: int, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What `TaskData.metadata` records: task, n, seed, tokenizer and the task's options."""
+    tokenizer_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+    return {"task": task.name, "n": n, "seed": seed, "tokenizer": tokenizer_name, **options}
 
 
 def encode(tokenizer: Tokenizer, text: str) -> list[int]:

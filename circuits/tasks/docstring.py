@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from circuits.tasks import vocab
-from circuits.tasks.base import MetricName, Task, TaskData, Tokenizer, encode, sample_until
+from circuits.tasks.base import (
+    MetricName,
+    Task,
+    TaskData,
+    Tokenizer,
+    encode,
+    generation_metadata,
+    sample_until,
+)
 from circuits.tasks.base import single_token_ids as _single_token_ids
 
 
@@ -51,16 +59,16 @@ class DocstringTask(Task):
     def __post_init__(self) -> None:
         if self.n_matching < 1:
             raise ValueError(f"n_matching={self.n_matching}; at least 1 (the answer) is needed.")
-        counts = {
-            "n_def_prefix": self.n_def_prefix,
-            "n_def_suffix": self.n_def_suffix,
-            "n_doc_prefix": self.n_doc_prefix,
-            "description_len": self.description_len,
-            "arg_description_len": self.arg_description_len,
-        }
-        for key, value in counts.items():
+        for key, value in self.counts.items():
             if value < 0:
                 raise ValueError(f"{key}={value}; counts cannot be negative.")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """The layout options (everything but the word lists)."""
+        keys = ("n_matching", "n_def_prefix", "n_def_suffix", "n_doc_prefix")
+        keys += ("description_len", "arg_description_len")
+        return {key: getattr(self, key) for key in keys}
 
     @property
     def metric_name(self) -> MetricName:
@@ -165,7 +173,7 @@ class DocstringTask(Task):
             wrong_ids=[r[3] for r in rows],
             lengths=[r[4] for r in rows],
             prompt_info=[r[5] for r in rows],
-            metadata={"task": self.name, "n": n, "seed": seed},
+            metadata=generation_metadata(self, tokenizer, n, seed, self.counts),
         )
 
 

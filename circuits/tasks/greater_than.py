@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from circuits.tasks import vocab
-from circuits.tasks.base import MetricName, Task, TaskData, Tokenizer, encode, sample_until
+from circuits.tasks.base import (
+    MetricName,
+    Task,
+    TaskData,
+    Tokenizer,
+    encode,
+    generation_metadata,
+    sample_until,
+)
 from circuits.tasks.base import single_token_ids as _single_token_ids
 
 
@@ -113,7 +121,13 @@ class GreaterThanTask(Task):
             wrong_ids=[r[3] for r in rows],
             lengths=[r[4] for r in rows],
             prompt_info=[r[5] for r in rows],
-            metadata={"task": self.name, "n": n, "seed": seed, "template": self.template},
+            metadata=generation_metadata(
+                self,
+                tokenizer,
+                n,
+                seed,
+                {"template": self.template, "yy_range": self.yy_range, "balanced": self.balanced},
+            ),
         )
 
     def _valid_years(self, tokenizer: Tokenizer) -> list[tuple[int, int]]:

@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from circuits.tasks import vocab
-from circuits.tasks.base import MetricName, Task, TaskData, Tokenizer, encode, sample_until
+from circuits.tasks.base import (
+    MetricName,
+    Task,
+    TaskData,
+    Tokenizer,
+    encode,
+    generation_metadata,
+    sample_until,
+)
 from circuits.tasks.base import single_token_ids as _single_token_ids
 
 
@@ -104,7 +112,7 @@ class IOITask(Task):
             wrong_ids=[[r[4]] for r in rows],
             lengths=[r[5] for r in rows],
             prompt_info=[r[6] for r in rows],
-            metadata={"task": self.name, "n": n, "seed": seed},
+            metadata=generation_metadata(self, tokenizer, n, seed, {}),
         )
 
 

@@ -13,7 +13,14 @@ import yaml
 
 from circuits import ground_truth as ground_truths
 from circuits.ground_truth import GroundTruth, Provenance
-from circuits.tasks.base import MetricName, Task, TaskData, Tokenizer, encode
+from circuits.tasks.base import (
+    MetricName,
+    Task,
+    TaskData,
+    Tokenizer,
+    encode,
+    generation_metadata,
+)
 
 _FILE_KEYS = {
     "name",
@@ -99,7 +106,7 @@ class UserTask(Task):
             wrong_ids=[_answer_ids(tokenizer, wrong[i], self.name, i) for i in indices],
             lengths=lengths,
             prompt_info=[{"index": i} for i in indices],
-            metadata={"task": self.name, "n": len(indices), "seed": seed},
+            metadata=generation_metadata(self, tokenizer, len(indices), seed, {}),
         )
 
     def ground_truth(self, variant: str | None = None) -> GroundTruth:
