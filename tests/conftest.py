@@ -31,3 +31,22 @@ def build_gpt2_tokenizer() -> PreTrainedTokenizerFast:
 @pytest.fixture(scope="session")
 def gpt2_tokenizer() -> PreTrainedTokenizerFast:
     return build_gpt2_tokenizer()
+
+
+def save_tiny_gpt2(directory: Path, seed: int = 0) -> Path:
+    """A random 2-layer, 4-head, d_model 64 GPT-2 checkpoint with the GPT-2 tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    tokenizer = build_gpt2_tokenizer()
+    config = GPT2Config(n_layer=2, n_head=4, n_embd=64, n_positions=256, vocab_size=len(tokenizer))
+    GPT2LMHeadModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a tiny random GPT-2 checkpoint (Hugging Face format), built once."""
+    return save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2-checkpoint"))

@@ -1,0 +1,183 @@
+"""capture_heads(...) -> HeadCapture: every head's output in residual space, per prompt.
+
+A head's result is `z_h @ W_O[h]` (TransformerLens `hook_result`, no `b_O`). Only `hook_z`
+is hooked; positions are reduced on z before the W_O multiplication (linearity), so the
+[batch, pos, heads, d_model] result tensor of `use_attn_result` is never built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from interp.models import HookedModel
+
+Positions = Literal["mean", "last", "all"]
+_POSITIONS = ("mean", "last", "all")
+
+
+@dataclass
+class HeadCapture:
+    """Per-head outputs (z_h @ W_O[h], no b_O) of a set of prompts, on CPU in float32."""
+
+    results: torch.Tensor
+    """`mean`/`last`: [n_prompts, n_layers*n_heads, d_model] (`acts_PHD`). `all`:
+    [n_prompts, max_len, n_layers*n_heads, d_model], zero where `mask` is False."""
+    labels: list[str]
+    """`L{layer}H{head}` of each head index (layer-major)."""
+    positions: str
+    """How positions were reduced: `mean`, `last` or `all`."""
+    lengths: torch.Tensor
+    """Real tokens per prompt (BOS included), [n_prompts]."""
+    mask: torch.Tensor | None = None
+    """`all` only: [n_prompts, max_len] bool, True at the positions that were kept."""
+    z: torch.Tensor | None = None
+    """With `return_z`: z reduced like `results`, d_head instead of d_model in the last dim."""
+
+
+def capture_heads(
+    model: HookedModel,
+    prompts_or_tokens: Sequence[str] | torch.Tensor,
+    *,
+    positions: Positions = "mean",
+    include_bos: bool = True,
+    batch_size: int = 32,
+    return_z: bool = False,
+    progress: bool = True,
+    attention_mask: torch.Tensor | None = None,
+) -> HeadCapture:
+    """Capture every head's result per prompt, reduced over positions (`mean`|`last`|`all`)."""
+    if not isinstance(model, HookedModel):
+        raise TypeError(
+            f"model is a {type(model).__name__}; wrap it first with interp.load_model(model)"
+        )
+    if positions not in _POSITIONS:
+        raise ValueError(f"positions={positions!r} is not one of {_POSITIONS}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: use a positive batch size")
+    tokens_PS, mask_PS = _tokens_and_mask(model, prompts_or_tokens, attention_mask)
+    keep_PS = mask_PS.clone()
+    if not include_bos:
+        first_P = mask_PS.long().argmax(dim=1)
+        rows = torch.arange(len(first_P))
+        is_bos = tokens_PS[rows, first_P] == model._bos_id()
+        keep_PS[rows[is_bos], first_P[is_bos]] = False
+    empty = (~keep_PS.any(dim=1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"prompts {empty[:5]} have no token left to reduce (only BOS and "
+            "include_bos=False); drop them or set include_bos=True"
+        )
+    lengths_P = mask_PS.sum(dim=1)
+    W_O_LHDM = model.model.W_O.detach().float()
+    outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+    # Longest first so that each batch carries little padding; order restored below.
+    order = torch.argsort(lengths_P, descending=True, stable=True)
+    batches = order.split(batch_size)
+    for index in tqdm(batches, desc=f"capture {model.name}", disable=not progress):
+        width = int(mask_PS[index].nonzero()[:, 1].max()) + 1
+        batch_tokens = tokens_PS[index, :width]
+        batch_mask = mask_PS[index, :width]
+        z_BLHd = _batch_z(model, batch_tokens, batch_mask, keep_PS[index, :width], positions)
+        if positions == "all":
+            results = torch.einsum("bslhd,lhdm->bslhm", z_BLHd, W_O_LHDM)
+        else:
+            results = torch.einsum("blhd,lhdm->blhm", z_BLHd, W_O_LHDM)
+        z_kept = z_BLHd.flatten(-3, -2).cpu() if return_z else None
+        outputs.append((index, results.flatten(-3, -2).cpu(), z_kept))
+    results_P = _reassemble([(i, r) for i, r, _ in outputs], len(order), tokens_PS.shape[1])
+    z_P = (
+        _reassemble([(i, z) for i, _, z in outputs], len(order), tokens_PS.shape[1])
+        if return_z
+        else None
+    )
+    return HeadCapture(
+        results=results_P,
+        labels=model.head_labels,
+        positions=positions,
+        lengths=lengths_P.cpu(),
+        mask=keep_PS.cpu() if positions == "all" else None,
+        z=z_P,
+    )
+
+
+def _tokens_and_mask(
+    model: HookedModel,
+    prompts_or_tokens: Sequence[str] | torch.Tensor,
+    attention_mask: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and a boolean real-token mask, on the model's device."""
+    if isinstance(prompts_or_tokens, torch.Tensor):
+        tokens = prompts_or_tokens
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens have shape {tuple(tokens.shape)}; expected [batch, seq]")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(tokens, dtype=torch.bool)
+        if attention_mask.shape != tokens.shape:
+            raise ValueError(
+                f"attention_mask shape {tuple(attention_mask.shape)} differs from tokens "
+                f"shape {tuple(tokens.shape)}"
+            )
+        return tokens.to(model.device), attention_mask.to(model.device).bool()
+    if isinstance(prompts_or_tokens, str):
+        raise TypeError("pass a list of prompts, not a single string")
+    if attention_mask is not None:
+        raise ValueError("attention_mask is only meaningful with token ids, not strings")
+    return model.to_tokens(list(prompts_or_tokens), prepend_bos=True)
+
+
+def _batch_z(
+    model: HookedModel,
+    tokens_BS: torch.Tensor,
+    mask_BS: torch.Tensor,
+    keep_BS: torch.Tensor,
+    positions: str,
+) -> torch.Tensor:
+    """z of every layer for one batch, reduced over kept positions, in float32.
+
+    Shape [batch, layers, heads, d_head], or [batch, seq, layers, heads, d_head] for `all`.
+    """
+    per_layer: list[torch.Tensor | None] = [None] * model.n_layers
+    count_B = keep_BS.sum(dim=1, keepdim=True).float()
+    last_B = (keep_BS.long() * torch.arange(keep_BS.shape[1], device=keep_BS.device)).argmax(1)
+    rows = torch.arange(tokens_BS.shape[0], device=tokens_BS.device)
+
+    def reduce(z_BSHd: torch.Tensor, hook: Any) -> None:
+        # masked_fill rather than a product: values at padded positions are unspecified.
+        z_BSHd = z_BSHd.float().masked_fill(~keep_BS[:, :, None, None], 0.0)
+        if positions == "mean":
+            reduced = z_BSHd.sum(dim=1) / count_B[:, :, None]
+        elif positions == "last":
+            reduced = z_BSHd[rows, last_B]
+        else:
+            reduced = z_BSHd
+        per_layer[hook.layer()] = reduced
+
+    hooks = [(f"blocks.{layer}.attn.hook_z", reduce) for layer in range(model.n_layers)]
+    # Right-padded, fully real batches need no mask (and keep sdpa on its fast path).
+    mask = None if bool(mask_BS.all()) else mask_BS
+    with torch.inference_mode(), model.hooks(hooks):
+        model.run(tokens_BS, mask, return_type=None)
+    return torch.stack(per_layer, dim=-3)
+
+
+def _reassemble(
+    outputs: list[tuple[torch.Tensor, torch.Tensor]], n_prompts: int, max_len: int
+) -> torch.Tensor:
+    """Per-batch tensors back in prompt order; `all` captures are zero-padded to max_len."""
+    first = outputs[0][1]
+    all_positions = first.ndim == 4
+    shape = (
+        (n_prompts, max_len, *first.shape[-2:]) if all_positions else (n_prompts, *first.shape[-2:])
+    )
+    merged = torch.zeros(shape, dtype=first.dtype)
+    for index, batch in outputs:
+        if all_positions:
+            merged[index.cpu(), : batch.shape[1]] = batch
+        else:
+            merged[index.cpu()] = batch
+    return merged
