@@ -1,0 +1,298 @@
+"""Faithfulness: ablate every head outside a circuit and measure how much task metric is kept.
+
+Heads outside the circuit have their ``z`` (``blocks.{l}.attn.hook_z``, one vector per head
+and position) replaced on the task's clean prompts (the positives) by either
+- ``mean``: the mean ``z`` of that head over the task's corrupted prompts, per position
+  (prompts are right-padded, so position ``s`` is the ``s``-th real token of each prompt;
+  positions no reference prompt reaches get the head's mean over all positions), or
+- ``resample``: the ``z`` of a corrupted prompt of the same token length drawn at random for
+  each clean prompt (one draw per call, shared by every circuit compared).
+
+The fraction kept is ``metric(circuit) / metric(full model)``; ``kept_normalised`` is
+``(metric(circuit) - metric(empty)) / (metric(full) - metric(empty))``, where the empty circuit
+ablates every head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from interp import HookedModel
+
+__all__ = ["ABLATIONS", "Ablation", "CircuitAblator", "faithfulness_report"]
+
+Ablation = Literal["mean", "resample"]
+ABLATIONS: tuple[str, ...] = ("mean", "resample")
+_KEPT_KEYS = ("metric", "kept", "kept_normalised")
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What replaces ablated heads: a per-position mean, or resampled corrupted prompts."""
+
+    ablation: str
+    mean_LSHd: torch.Tensor | None
+    """Per-layer, per-position mean z over the reference prompts (``mean`` only)."""
+    overall_LHd: torch.Tensor | None
+    """Per-layer mean z over all real positions, for positions past the reference's end."""
+    donors: list[int] | None
+    """For each clean prompt, the corrupted prompt whose z it receives (``resample`` only)."""
+
+
+def _z_hooks(model: HookedModel, store: dict[int, torch.Tensor]) -> list[tuple[str, Any]]:
+    def save(z_BSHd: torch.Tensor, hook: Any) -> None:
+        store[hook.layer()] = z_BSHd.detach()
+
+    return [(f"blocks.{layer}.attn.hook_z", save) for layer in range(model.n_layers)]
+
+
+def _run(model: HookedModel, tokens_BS: torch.Tensor, mask_BS: torch.Tensor) -> torch.Tensor:
+    # A batch without padding needs no mask (and keeps fused attention on its fast path).
+    return model(tokens_BS, None if bool(mask_BS.all()) else mask_BS)
+
+
+def _mean_reference(
+    model: HookedModel, prompts: Sequence[str], batch_size: int, progress: bool
+) -> _Reference:
+    sums: torch.Tensor | None = None
+    counts: torch.Tensor | None = None
+    batches = range(0, len(prompts), batch_size)
+    for start in tqdm(batches, desc="ablation means", disable=not progress, leave=False):
+        tokens_BS, mask_BS = model.to_tokens(list(prompts[start : start + batch_size]))
+        store: dict[int, torch.Tensor] = {}
+        with torch.inference_mode(), model.hooks(_z_hooks(model, store)):
+            model.run(tokens_BS, None if bool(mask_BS.all()) else mask_BS, return_type=None)
+        z_LBSHd = torch.stack([store[layer] for layer in range(model.n_layers)]).float()
+        z_LBSHd = z_LBSHd.masked_fill(~mask_BS[None, :, :, None, None], 0.0)
+        batch_sums = z_LBSHd.sum(dim=1)
+        batch_counts = mask_BS.sum(dim=0).float()
+        if sums is None or counts is None:
+            sums, counts = batch_sums, batch_counts
+        else:
+            width = max(sums.shape[1], batch_sums.shape[1])
+            sums = _pad_positions(sums, width) + _pad_positions(batch_sums, width)
+            counts = torch.nn.functional.pad(counts, (0, width - counts.shape[0])) + (
+                torch.nn.functional.pad(batch_counts, (0, width - batch_counts.shape[0]))
+            )
+    assert sums is not None and counts is not None  # prompts is non-empty (checked by caller)
+    mean_LSHd = sums / counts.clamp(min=1)[None, :, None, None]
+    overall_LHd = sums.sum(dim=1) / counts.sum()
+    return _Reference("mean", mean_LSHd.to(model.dtype), overall_LHd.to(model.dtype), None)
+
+
+def _pad_positions(x_LSHd: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x_LSHd, (0, 0, 0, 0, 0, width - x_LSHd.shape[1]))
+
+
+def _resample_reference(lengths: Sequence[int], seed: int) -> _Reference:
+    rng = np.random.default_rng(seed)
+    by_length: dict[int, list[int]] = {}
+    for i, length in enumerate(lengths):
+        by_length.setdefault(length, []).append(i)
+    # Donors share the clean prompt's token length, so positions line up exactly.
+    donors = [int(rng.choice(by_length[length])) for length in lengths]
+    return _Reference("resample", None, None, donors)
+
+
+def _replacement_LBSHd(
+    model: HookedModel,
+    reference: _Reference,
+    data: Any,
+    indices: list[int],
+    width: int,
+) -> torch.Tensor:
+    if reference.ablation == "resample":
+        assert reference.donors is not None
+        donor_prompts = [data.corrupted[reference.donors[i]] for i in indices]
+        tokens_BS, mask_BS = model.to_tokens(donor_prompts)
+        store: dict[int, torch.Tensor] = {}
+        with torch.inference_mode(), model.hooks(_z_hooks(model, store)):
+            model.run(tokens_BS, None if bool(mask_BS.all()) else mask_BS, return_type=None)
+        return torch.stack([store[layer] for layer in range(model.n_layers)])[:, :, :width]
+    assert reference.mean_LSHd is not None and reference.overall_LHd is not None
+    mean = reference.mean_LSHd[:, :width]
+    if mean.shape[1] < width:
+        extra = reference.overall_LHd[:, None].expand(-1, width - mean.shape[1], -1, -1)
+        mean = torch.cat([mean, extra], dim=1)
+    return mean[:, None]
+
+
+def _metric_values(
+    model: HookedModel,
+    task: Any,
+    data: Any,
+    keep_H: np.ndarray,
+    reference: _Reference,
+    batch_size: int,
+) -> torch.Tensor:
+    ablate_LH = torch.as_tensor(~keep_H).view(model.n_layers, model.n_heads).to(model.device)
+    values = []
+    for start in range(0, len(data), batch_size):
+        indices = list(range(start, min(start + batch_size, len(data))))
+        tokens_BS, mask_BS = model.to_tokens([data.positives[i] for i in indices])
+        hooks = []
+        if bool(ablate_LH.any()):
+            replacement = _replacement_LBSHd(model, reference, data, indices, tokens_BS.shape[1])
+
+            def patch(z_BSHd: torch.Tensor, hook: Any, replacement=replacement) -> torch.Tensor:
+                layer = hook.layer()
+                heads = ablate_LH[layer]
+                new = replacement[layer].to(z_BSHd.dtype).expand_as(z_BSHd)
+                return torch.where(heads[None, None, :, None], new, z_BSHd)
+
+            hooks = [
+                (f"blocks.{layer}.attn.hook_z", patch)
+                for layer in range(model.n_layers)
+                if bool(ablate_LH[layer].any())
+            ]
+        with torch.inference_mode(), model.hooks(hooks):
+            logits = _run(model, tokens_BS, mask_BS)
+        batch_data = data.subset(indices)
+        values.append(task.metric(logits, batch_data, mask=mask_BS, reduce=False).float().cpu())
+    return torch.cat(values)
+
+
+def _keep_mask(circuit: object, model: HookedModel) -> np.ndarray:
+    n_heads = model.n_layers * model.n_heads
+    keep = np.asarray(circuit) if not isinstance(circuit, set | frozenset) else None
+    if keep is None or keep.dtype != bool:
+        # Deferred import: evaluation parses every ground-truth form the toolkit accepts.
+        from circuits.evaluation import ground_truth_mask
+
+        keep = ground_truth_mask(circuit, n_heads, model.n_heads)
+    if keep.shape != (n_heads,):
+        raise ValueError(f"circuit mask has shape {keep.shape}; expected ({n_heads},) heads.")
+    return keep
+
+
+def _summary(values: Sequence[float]) -> dict[str, float]:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+
+
+class CircuitAblator:
+    """Task metric on the clean prompts with every head outside a circuit ablated.
+
+    The ablation reference (mean z, or the resampled donors) is computed once, so many
+    circuits can be compared under the same ablation.
+    """
+
+    def __init__(
+        self,
+        model: HookedModel,
+        task: Any,
+        data: Any,
+        *,
+        ablation: Ablation = "mean",
+        seed: int = 0,
+        batch_size: int = 32,
+        progress: bool = False,
+    ) -> None:
+        if ablation not in ABLATIONS:
+            raise ValueError(f"ablation={ablation!r} is not one of {ABLATIONS}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}; use a positive batch size.")
+        if len(data) == 0:
+            raise ValueError("task data has no prompts; generate at least one.")
+        self.model = model
+        self.task = task
+        self.data = data
+        self.ablation = ablation
+        self.batch_size = batch_size
+        self.n_heads = model.n_layers * model.n_heads
+        self._reference = (
+            _mean_reference(model, data.corrupted, batch_size, progress)
+            if ablation == "mean"
+            else _resample_reference(data.lengths, seed)
+        )
+        self.full_metric = self.metric(np.ones(self.n_heads, dtype=bool))
+        self.empty_metric = self.metric(np.zeros(self.n_heads, dtype=bool))
+
+    def metric(self, circuit: object) -> float:
+        """Mean task metric with the heads outside ``circuit`` ablated."""
+        keep = _keep_mask(circuit, self.model)
+        values = _metric_values(
+            self.model, self.task, self.data, keep, self._reference, self.batch_size
+        )
+        return float(values.mean())
+
+    def kept(self, circuit: object) -> dict[str, float]:
+        """Circuit size, its metric, and the fraction of the full model's metric it keeps."""
+        keep = _keep_mask(circuit, self.model)
+        metric = self.metric(keep)
+        full, empty = self.full_metric, self.empty_metric
+        # A zero denominator means the metric does not depend on the heads at all.
+        kept = metric / full if full != 0 else 0.0
+        spread = full - empty
+        normalised = (metric - empty) / spread if spread != 0 else 0.0
+        return {
+            "size": int(keep.sum()),
+            "metric": metric,
+            "kept": kept,
+            "kept_normalised": normalised,
+        }
+
+    def random(self, size: int, n: int, seed: int, progress: bool = False) -> dict[str, Any]:
+        """Mean and std of ``kept`` over ``n`` random circuits of ``size`` heads."""
+        if not 0 <= size <= self.n_heads:
+            raise ValueError(f"random circuit size={size} must be within 0..{self.n_heads}.")
+        if n < 1:
+            raise ValueError(f"n={n}; draw at least one random circuit.")
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in tqdm(range(n), desc="random circuits", disable=not progress, leave=False):
+            keep = np.zeros(self.n_heads, dtype=bool)
+            keep[rng.choice(self.n_heads, size=size, replace=False)] = True
+            draws.append(self.kept(keep))
+        return {
+            "size": size,
+            "n": n,
+            **{
+                key: _summary([d[key] for d in draws])
+                for key in ("metric", "kept", "kept_normalised")
+            },
+        }
+
+
+def faithfulness_report(
+    model: HookedModel,
+    task: Any,
+    data: Any,
+    circuits: Mapping[str, object],
+    *,
+    n_random: int = 5,
+    random_size: int | None = None,
+    ablation: Ablation = "mean",
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Fraction of the task metric kept by named circuits and by random circuits of one size.
+
+    ``circuits`` maps a name (e.g. ``found``, ``ground_truth``) to heads in any form
+    ``circuits.evaluation.ground_truth_mask`` accepts (labels, (layer, head) pairs, flat
+    indices, a boolean mask). Random circuits draw ``random_size`` heads (default: the first
+    circuit's size) uniformly without replacement, ``n_random`` times from ``seed``.
+    """
+    ablator = CircuitAblator(
+        model, task, data, ablation=ablation, seed=seed, batch_size=batch_size, progress=progress
+    )
+    found = {name: ablator.kept(circuit) for name, circuit in circuits.items()}
+    report: dict[str, Any] = {
+        "ablation": ablation,
+        "metric_name": getattr(task, "metric_name", "metric"),
+        "n_prompts": len(data),
+        "full_metric": ablator.full_metric,
+        "empty_metric": ablator.empty_metric,
+        "circuits": found,
+    }
+    if random_size is None and found:
+        random_size = next(iter(found.values()))["size"]
+    if n_random > 0 and random_size is not None:
+        report["random"] = ablator.random(random_size, n_random, seed, progress)
+    return report
