@@ -244,6 +244,11 @@ class AttentionKernel:
         key_mask_BK: torch.Tensor | None,
     ) -> torch.Tensor:
         """flex_attention with a block mask built from the layer's presets."""
+        if q_BHQD.device.type == "cpu" and any(t.requires_grad for t in (q_BHQD, k_BHKD, v_BHKD)):
+            raise RuntimeError(
+                "attn_kernel='flex' has no backward pass on CPU; run under torch.no_grad() "
+                "or torch.inference_mode(), or use attn_kernel='sdpa' for gradients"
+            )
         batch, _, seq_len, _ = q_BHQD.shape
         padded_len = -(-seq_len // _FLEX_BLOCK) * _FLEX_BLOCK
         extra = padded_len - seq_len

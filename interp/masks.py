@@ -162,6 +162,8 @@ def resolve_masks(
                     "interp.sliding_window(64)"
                 )
             if isinstance(key, tuple):
+                if len(key) != 2:
+                    raise ValueError(f"masks key {key!r}: use an int layer or a (layer, head) pair")
                 layer, head = key
                 _check_index("layer", layer, n_layers, key)
                 _check_index("head", head, n_heads, key)

@@ -258,7 +258,7 @@ class HookedModel:
             for layer in layers:
                 hooks.append((f"blocks.{layer}.attn.{q_name}", self._store(per_layer, layer)))
                 hooks.append((f"blocks.{layer}.attn.{k_name}", self._store(per_layer, -1 - layer)))
-        with self.hooks(hooks):
+        with torch.no_grad(), self.hooks(hooks):
             self.run(tokens, attention_mask, stop_at_layer=layers[-1] + 1)
         patterns = []
         for layer, head in heads:
@@ -359,6 +359,13 @@ def _processing_flags(cfg: HookedTransformerConfig) -> dict[str, bool]:
     }
 
 
+def _freeze(model: HookedTransformer) -> HookedTransformer:
+    """Eval mode, parameters without gradients: activations can still be differentiated."""
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
 def _build(
     cfg: HookedTransformerConfig,
     state_dict: dict[str, torch.Tensor],
@@ -371,7 +378,7 @@ def _build(
     model = HookedTransformer(cfg, move_to_device=False)
     model.load_and_process_state_dict(state_dict, **_processing_flags(cfg))
     model.move_model_modules_to_device()
-    model.eval()
+    _freeze(model)
     # Set directly: HookedTransformer.set_tokenizer reloads the tokenizer by name, which
     # fails for in-memory tokenizers and reaches for the Hub.
     if tokenizer.pad_token is None:
@@ -443,7 +450,7 @@ def _load_hub(name: str, device: str, dtype: torch.dtype) -> HookedTransformer:
             "pythia-160m); check the spelling or pass a local checkpoint directory"
         ) from None
     try:
-        return HookedTransformer.from_pretrained(official, device=device, dtype=dtype)
+        return _freeze(HookedTransformer.from_pretrained(official, device=device, dtype=dtype))
     except (OSError, HfHubHTTPError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelNotAvailableError(

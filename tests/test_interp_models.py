@@ -133,3 +133,40 @@ def test_public_api_exports() -> None:
         "sink_window",
     ]:
         assert hasattr(interp, name)
+
+
+def test_organism_layout_loads(monkeypatch, tmp_path, gpt2_tokenizer) -> None:
+    import json
+
+    from safetensors.torch import save_file
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    config = {
+        "n_layers": 2,
+        "d_model": 32,
+        "n_ctx": 64,
+        "d_head": 8,
+        "n_heads": 4,
+        "d_vocab": len(gpt2_tokenizer),
+        "act_fn": "gelu",
+        "attn_only": True,
+        "normalization_type": "LN",
+        "seed": 0,
+    }
+    trained = HookedTransformer(HookedTransformerConfig(**config)).eval()
+    folder = tmp_path / "organism-ioi"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file(trained.state_dict(), str(folder / "model.safetensors"))
+    gpt2_tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / "ground_truth.json").write_text("{}")
+    monkeypatch.setattr("interp.models.ORGANISMS_DIR", tmp_path)
+
+    organism = load_model("organism-ioi", attn_kernel="sdpa", device="cpu")
+    assert organism.name == "organism-ioi" and organism.n_heads == 4
+    tokens, mask = organism.to_tokens(PROMPTS)
+    assert tokens[0, 0] == gpt2_tokenizer.bos_token_id
+    with torch.no_grad():
+        ours, theirs = organism(tokens, mask), trained(tokens, attention_mask=mask)
+    ours, theirs = ours - ours.mean(-1, keepdim=True), theirs - theirs.mean(-1, keepdim=True)
+    torch.testing.assert_close(ours[mask], theirs[mask], atol=1e-4, rtol=0)
