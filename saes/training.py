@@ -1,0 +1,246 @@
+"""Train the discrete SAE on per-head activations held in memory (full batch, as the seed code)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from sae_lens import LoggingConfig, SAETrainer
+from sae_lens.config import SAETrainerConfig
+from sae_lens.saes.sae import SAEMetadata
+from sae_lens.util import str_to_dtype
+from torch import Tensor
+from tqdm.auto import trange
+
+from saes._checks import check_acts, check_finite
+from saes.discrete_sae import (
+    Activation,
+    DecoderNorm,
+    DiscreteSAE,
+    DiscreteSAEConfig,
+    DiscreteTrainingSAE,
+    DiscreteTrainingSAEConfig,
+    EncoderNorm,
+    Init,
+    _check_choice,
+)
+
+Trainer = Literal["fast", "sae_lens"]
+_FLOAT_DTYPES = ("float32", "float64", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class SAETrainingConfig:
+    """How the discrete SAE is trained; doubles as CLI options and is saved with every result.
+
+    Defaults follow the seed paper (O'Neill & Bui 2024) except the norm constraints and the
+    initialisation, where they use the standard choices; `SAETrainingConfig.like_seed_code()`
+    gives the seed code's choices.
+    """
+
+    n_latents: int = 200
+    """Number of SAE latents, i.e. the size of the code alphabet."""
+    l1_coefficient: float = 0.02
+    """Lambda in the loss MSE + lambda * mean L1 of the latents (the seed paper used 0.05 for
+    docstring). The MSE is the mean over all elements; the L1 norm is summed over latents and
+    averaged over (prompt, head) rows."""
+    lr: float = 1e-3
+    """Adam learning rate (constant)."""
+    n_epochs: int = 500
+    """Full-batch Adam steps."""
+    n_train_prompts: int | None = 10
+    """Prompts drawn (with the seed) from the pool to train on, all their heads; None: all."""
+    activation: Activation = "relu"
+    """`relu`, or `topk` (keep the `k` largest latents) as an alternative code source."""
+    k: int = 1
+    """Latents kept per input for `activation="topk"`."""
+    decoder_norm: DecoderNorm = "columns"
+    """`columns`: unit-norm dictionary vector per latent; `seed_rows`: the seed code's
+    normalisation of the other axis (each input coordinate across latents); `none`."""
+    encoder_norm: EncoderNorm = "none"
+    """`latents`: unit-norm encoder vector per latent (the seed code); `none`."""
+    init: Init = "tied"
+    """`tied`: random unit dictionary vectors, encoder = decoder transposed, zero biases;
+    `seed`: the seed code's independent normal weights and uniform encoder bias."""
+    dtype: str = "float32"
+    """Training dtype; inputs (e.g. bfloat16 captures) are cast to it."""
+    device: str | None = None
+    """Training device; None follows the input tensor's device."""
+    trainer: Trainer = "fast"
+    """`fast`: this module's loop (hand-derived gradients, fused Adam). `sae_lens`: SAELens's
+    SAETrainer on the registered training class; slower, and it clips gradients to norm 1."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_latents", "n_epochs", "k"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
+        if self.n_train_prompts is not None and self.n_train_prompts < 1:
+            raise ValueError(f"n_train_prompts={self.n_train_prompts} must be >= 1 or None (all).")
+        if self.l1_coefficient < 0 or self.lr <= 0:
+            raise ValueError(
+                f"l1_coefficient={self.l1_coefficient} must be >= 0 and lr={self.lr} > 0."
+            )
+        if self.activation == "topk" and self.k > self.n_latents:
+            raise ValueError(f"k={self.k} must not exceed n_latents={self.n_latents}.")
+        _check_choice("activation", self.activation, Activation)
+        _check_choice("decoder_norm", self.decoder_norm, DecoderNorm)
+        _check_choice("encoder_norm", self.encoder_norm, EncoderNorm)
+        _check_choice("init", self.init, Init)
+        _check_choice("trainer", self.trainer, Trainer)
+        if self.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"dtype={self.dtype!r} must be one of {list(_FLOAT_DTYPES)}.")
+
+    @classmethod
+    def like_seed_code(cls, **overrides: object) -> SAETrainingConfig:
+        """The seed code's constraints and initialisation (row-normalised decoder and all)."""
+        seed = {"decoder_norm": "seed_rows", "encoder_norm": "latents", "init": "seed"}
+        return cls(**{**seed, **overrides})  # type: ignore[arg-type]
+
+
+def train_discrete_sae(
+    acts_PHD: Tensor,
+    config: SAETrainingConfig | None = None,
+    seed: int = 0,
+    *,
+    quiet: bool = False,
+) -> DiscreteSAE:
+    """Train one SAE shared by all heads on `config.n_train_prompts` prompts drawn with `seed`."""
+    config = config or SAETrainingConfig()
+    check_acts(acts_PHD, "acts_PHD")
+    n_prompts, n_heads, d_model = acts_PHD.shape
+    generator = torch.Generator().manual_seed(seed)
+    prompt_idx = _draw_prompts(n_prompts, config.n_train_prompts, generator)
+    device = torch.device(config.device) if config.device is not None else acts_PHD.device
+    x_ND = acts_PHD[prompt_idx.to(acts_PHD.device)].reshape(-1, d_model)
+    x_ND = x_ND.to(device=device, dtype=str_to_dtype(config.dtype)).contiguous()
+    check_finite(x_ND, "acts_PHD (training prompts)", n_heads=n_heads)
+
+    sae_cfg = DiscreteSAEConfig(
+        d_in=d_model,
+        d_sae=config.n_latents,
+        dtype=config.dtype,
+        device=str(device),
+        activation=config.activation,
+        k=config.k,
+        decoder_norm=config.decoder_norm,
+        encoder_norm=config.encoder_norm,
+    )
+    sae = DiscreteSAE(sae_cfg)
+    sae.reset_parameters(generator, config.init)
+    if config.trainer == "fast":
+        _fit_fast(sae, x_ND, config, quiet=quiet)
+    else:
+        _fit_sae_lens(sae, x_ND, config)
+    sae.eval()
+    sae.cfg.metadata = SAEMetadata(
+        **sae.cfg.metadata.to_dict(),
+        training_config=asdict(config),
+        training_seed=seed,
+        train_prompt_indices=prompt_idx.tolist(),
+        n_heads=n_heads,
+        **_final_losses(sae, x_ND, config.l1_coefficient),
+    )
+    return sae
+
+
+def _draw_prompts(n_prompts: int, n_train: int | None, generator: torch.Generator) -> Tensor:
+    if n_train is None:
+        return torch.arange(n_prompts)
+    if n_train > n_prompts:
+        raise ValueError(
+            f"n_train_prompts={n_train} but acts_PHD has only {n_prompts} prompts; lower "
+            f"n_train_prompts or pass None to train on all of them."
+        )
+    return torch.randperm(n_prompts, generator=generator)[:n_train].sort().values
+
+
+def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, quiet: bool) -> None:
+    """Full-batch Adam with hand-derived gradients: no autograd graph, preallocated buffers.
+
+    Autograd would also form the [N, d_in] gradient of the centred input (one more matmul of
+    the same size as the five needed here); the gradient of the tied bias only needs its sum.
+    """
+    W_enc, b_enc, W_dec, b_dec = sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec
+    params = [W_enc, b_enc, W_dec, b_dec]
+    for param in params:
+        param.grad = torch.zeros_like(param)
+    optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
+    n_rows = x_ND.shape[0]
+    mse_grad_scale = 2.0 / x_ND.numel()
+    l1_grad = config.l1_coefficient / n_rows
+    tied_bias = sae.cfg.apply_b_dec_to_input
+    topk = config.k if config.activation == "topk" else None
+    with torch.no_grad():
+        for _ in trange(config.n_epochs, disable=quiet, desc="SAE training", leave=False):
+            sae_in = x_ND - b_dec if tied_bias else x_ND
+            hidden_pre = torch.addmm(b_enc, sae_in, W_enc)
+            inactive = _inactive_mask(hidden_pre, topk)
+            acts = hidden_pre.masked_fill_(inactive, 0.0)
+            # d loss / d reconstruction for the element-mean MSE
+            d_out = torch.addmm(b_dec, acts, W_dec).sub_(x_ND).mul_(mse_grad_scale)
+            torch.mm(acts.T, d_out, out=W_dec.grad)
+            torch.sum(d_out, dim=0, out=b_dec.grad)
+            d_pre = torch.mm(d_out, W_dec.T).add_(l1_grad).masked_fill_(inactive, 0.0)
+            torch.mm(sae_in.T, d_pre, out=W_enc.grad)
+            torch.sum(d_pre, dim=0, out=b_enc.grad)
+            if tied_bias:
+                b_dec.grad.sub_(W_enc @ b_enc.grad)
+            sae.project_gradients_()
+            optimizer.step()
+            sae.apply_norm_constraints_()
+    for param in params:
+        param.grad = None
+
+
+def _inactive_mask(hidden_pre: Tensor, topk: int | None) -> Tensor:
+    """Where latents are off: not positive, or (with `topk`) outside the top k."""
+    inactive = hidden_pre <= 0
+    if topk is not None:
+        top = hidden_pre.topk(topk, dim=-1).indices
+        inactive |= torch.ones_like(inactive).scatter_(-1, top, False)
+    return inactive
+
+
+_INFERENCE_FIELDS = (
+    "d_in",
+    "d_sae",
+    "dtype",
+    "device",
+    "apply_b_dec_to_input",
+    "activation",
+    "k",
+    "decoder_norm",
+    "encoder_norm",
+)
+
+
+def _fit_sae_lens(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig) -> None:
+    """SAELens's SAETrainer on the registered training class, fed the full batch every step."""
+    train_cfg = DiscreteTrainingSAEConfig(
+        **{name: getattr(sae.cfg, name) for name in _INFERENCE_FIELDS},
+        l1_coefficient=config.l1_coefficient,
+    )
+    training_sae = DiscreteTrainingSAE(train_cfg)
+    training_sae.load_state_dict(sae.state_dict())
+    n_rows = x_ND.shape[0]
+    trainer_cfg = SAETrainerConfig(
+        total_training_samples=n_rows * config.n_epochs,
+        train_batch_size_samples=n_rows,
+        lr=config.lr,
+        lr_end=config.lr,
+        device=str(x_ND.device),
+        logger=LoggingConfig(log_to_wandb=False),
+    )
+    SAETrainer(trainer_cfg, training_sae, data_provider=itertools.repeat(x_ND)).fit()
+    training_sae.apply_norm_constraints_()
+    sae.load_state_dict(training_sae.state_dict())
+
+
+@torch.no_grad()
+def _final_losses(sae: DiscreteSAE, x_ND: Tensor, l1_coefficient: float) -> dict[str, float]:
+    acts = sae.encode(x_ND)
+    mse = float((sae.decode(acts) - x_ND).pow(2).mean())
+    l1 = float(acts.abs().sum(dim=-1).mean())
+    return {"final_mse": mse, "final_l1": l1, "final_loss": mse + l1_coefficient * l1}
