@@ -279,7 +279,8 @@ def available_methods() -> list[str]:
 
 def get_method(name: str) -> MethodFn:
     """The registered method called ``name``."""
-    _load_plugins()
+    if name not in _METHODS:
+        _load_plugins()
     if name not in _METHODS:
         raise ValueError(f"unknown method {name!r}; registered: {', '.join(sorted(_METHODS))}.")
     return _METHODS[name]

@@ -1,0 +1,89 @@
+"""Figures of head scores: ROC curves per method, and layer x head score heatmaps.
+
+Figures are built as ``matplotlib.figure.Figure`` objects, which render with the Agg canvas
+when saved, so no pyplot backend (global state) is touched: safe on headless machines and
+in notebooks alike. Callers save them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from circuits.evaluation import roc_auc, roc_curve
+
+__all__ = ["heads_figure", "roc_figure"]
+
+
+def roc_figure(
+    trial_scores: Mapping[str, Sequence[np.ndarray]],
+    truth_H: np.ndarray,
+    *,
+    title: str = "",
+) -> Figure:
+    """ROC curves per named score set, one line per trial, AUC mean +- std in the legend."""
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.subplots()
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, trials) in enumerate(trial_scores.items()):
+        colour = colours[i % len(colours)]
+        aucs = [roc_auc(scores, truth_H) for scores in trials]
+        for t, scores in enumerate(trials):
+            fpr, tpr, _ = roc_curve(scores, truth_H)
+            label = (
+                f"{name} (AUC {np.mean(aucs):.3f} ± {np.std(aucs):.3f}, n={len(aucs)})"
+                if t == 0
+                else None
+            )
+            ax.plot(fpr, tpr, color=colour, alpha=0.8 if len(trials) == 1 else 0.45, label=label)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def heads_figure(
+    scores: Mapping[str, np.ndarray],
+    n_layers: int,
+    n_heads: int,
+    *,
+    truth_H: np.ndarray | None = None,
+    title: str = "",
+) -> Figure:
+    """One layer x head heatmap per named score vector; ground-truth heads boxed."""
+    panels = list(scores.items())
+    width = max(3.0, 0.35 * n_heads + 1.5)
+    height = max(2.5, 0.3 * n_layers + 1.2)
+    fig = Figure(figsize=(width * len(panels), height))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    for ax, (name, values) in zip(axes[0], panels, strict=True):
+        grid = np.asarray(values, dtype=np.float64).reshape(n_layers, n_heads)
+        image = ax.imshow(grid, cmap="viridis", aspect="auto", origin="upper")
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        if truth_H is not None:
+            layers, heads = np.nonzero(np.asarray(truth_H, dtype=bool).reshape(n_layers, n_heads))
+            for layer, head in zip(layers, heads, strict=True):
+                ax.add_patch(
+                    Rectangle(
+                        (head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5
+                    )
+                )
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_xticks(range(n_heads))
+        ax.set_yticks(range(n_layers))
+        ax.tick_params(labelsize="x-small")
+        ax.set_title(name, fontsize="small")
+    caption = f"{title} (red boxes: ground truth)" if truth_H is not None else title
+    fig.suptitle(caption, fontsize="medium")
+    fig.tight_layout()
+    return fig

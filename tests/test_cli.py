@@ -1,0 +1,180 @@
+"""The `circuits` console script, in process: files, JSON schema, tables and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from circuits.cli import build_parser, field_docs, main
+from circuits.pipeline import CaptureConfig
+
+# Few prompts, epochs and ablations: the point is the plumbing, not the numbers.
+FAST = [
+    "--n-prompts",
+    "16",
+    "--sae-n-epochs",
+    "10",
+    "--sae-n-latents",
+    "12",
+    "--sae-n-train-prompts",
+    "4",
+    "--faithfulness-prompts",
+    "4",
+    "--n-random-circuits",
+    "2",
+    "--quiet",
+]
+
+
+def save_gpt2_12x12(directory: Path) -> Path:
+    """A random GPT-2 with GPT-2 small's head layout (12 x 12) but d_model 48."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.conftest import build_gpt2_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = build_gpt2_tokenizer()
+    config = GPT2Config(
+        n_layer=12, n_head=12, n_embd=48, n_positions=128, vocab_size=len(tokenizer)
+    )
+    GPT2LMHeadModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def gpt2_12x12_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_gpt2_12x12(tmp_path_factory.mktemp("gpt2-12x12"))
+
+
+def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    model = ["--model", str(gpt2_12x12_dir)]
+    code = main(
+        ["reproduce", "ioi", *model, "--trials", "2", "--seed", "5", *FAST, "--out", str(out)]
+    )
+    assert code == 0
+    folder = out / "ioi" / gpt2_12x12_dir.name
+    assert {p.name for p in folder.iterdir()} == {
+        "results.json",
+        "scores.csv",
+        "roc.png",
+        "heads.png",
+    }
+    results = json.loads((folder / "results.json").read_text())
+    assert results["task"] == "ioi"
+    assert results["n_trials"] == 2
+    assert results["ground_truth"]["variant"] == "acdc"
+    assert len(results["ground_truth"]["heads"]) == 26
+    sae = results["methods"]["sae"]
+    for kind in ("node", "edge"):
+        for metric in ("roc_auc", "pr_auc", "precision", "recall", "f1", "paper_f1_leaky"):
+            assert set(sae[kind][metric]) == {"mean", "std"}
+            assert 0.0 <= sae[kind][metric]["mean"] <= 1.0
+        assert sae[kind]["threshold_rule"] == "otsu"
+    assert {"data", "capture", "sae", "codes", "node_scoring", "edge_scoring"} <= set(
+        sae["seconds"]
+    )
+    assert {"found", "ground_truth", "random"} <= set(sae["faithfulness"])
+    config = sae["config"]
+    assert config["capture"]["n_prompts"] == 16
+    assert config["sae"]["n_epochs"] == 10
+    assert config["seed"] == 5
+    header, *rows = (folder / "scores.csv").read_text().splitlines()
+    assert header.split(",") == [
+        "method",
+        "kind",
+        "seed",
+        "head_index",
+        "layer",
+        "head",
+        "label",
+        "score",
+        "rank",
+        "in_ground_truth",
+    ]
+    assert len(rows) == 2 * 2 * 144  # node and edge-derived, two trials
+    printed = capsys.readouterr().out
+    assert "roc_auc" in printed
+    assert "seconds per stage" in printed
+    assert not list(folder.glob(".*"))  # no temporary files left behind
+
+
+def test_score_user_task_file(tiny_gpt2_dir, tmp_path, capsys) -> None:
+    names = ["Mary", "John", "Paul", "Anna", "Tom"]
+    positives, negatives, answers = [], [], []
+    for i in range(4):
+        a, b, c = names[i], names[i + 1], names[(i + 2) % 5]
+        positives.append(f"When {a} and {b} went to the shop, {b} gave a drink to")
+        negatives.append(f"When {a} and {c} went to the shop, {b} gave a drink to")
+        answers.append(f" {a}")
+    task_file = tmp_path / "mytask.json"
+    task_file.write_text(
+        json.dumps(
+            {
+                "positives": positives,
+                "negatives": negatives,
+                "answers": answers,
+                "ground_truth_heads": ["L0H1", "L1H3"],
+            }
+        )
+    )
+    out = tmp_path / "out"
+    task = ["--task", str(task_file), "--model", str(tiny_gpt2_dir)]
+    code = main(["score", *task, "--out", str(out), *FAST[2:], "--n-prompts", "8"])
+    assert code == 0
+    results = json.loads((out / "mytask" / tiny_gpt2_dir.name / "results.json").read_text())
+    assert results["ground_truth"]["heads"] == ["L0H1", "L1H3"]
+    assert results["methods"]["sae"]["config"]["n_positives"] == 4
+    assert "mytask" in capsys.readouterr().out
+
+
+def test_tasks_lists_builtin_tasks_with_examples(capsys) -> None:
+    assert main(["tasks"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("ioi:", "greater-than:", "docstring:"):
+        assert name in printed
+    assert "positive:" in printed and "negative:" in printed
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reproduce", "nope"],
+        ["reproduce", "ioi", "--trials", "0"],
+        ["reproduce", "ioi", "--threshold-rule", "median"],
+        ["reproduce", "ioi", "--n-prompts", "7"],
+        ["reproduce", "ioi", "--model", "no-such-model-anywhere", "--quiet"],
+        ["score", "--task", "missing.json", "--model", "gpt2"],
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(argv, capsys) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse rejects before main's body runs
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("circuits")
+    assert len(err.splitlines()) == 1
+
+
+def test_ground_truth_of_another_model_exits_2(tiny_gpt2_dir, tmp_path, capsys) -> None:
+    argv = ["reproduce", "ioi", "--model", str(tiny_gpt2_dir), "--out", str(tmp_path), *FAST]
+    assert main(argv) == 2
+    assert "--ground-truth-file" in capsys.readouterr().err
+
+
+def test_config_options_come_from_the_dataclasses() -> None:
+    parser, destinations = build_parser()
+    assert destinations["n_prompts"] == ("capture", "n_prompts")
+    assert destinations["sae_l1_coefficient"] == ("sae", "l1_coefficient")
+    assert destinations["threshold_rule"] == ("evaluation", "threshold_rule")
+    docs = field_docs(CaptureConfig)
+    assert docs["n_prompts"].startswith("Prompts scored in total")
+    args = parser.parse_args(["reproduce", "ioi", "--no-edges", "--edge-top-pairs", "none"])
+    assert args.edges is False
+    assert args.edge_top_pairs is None

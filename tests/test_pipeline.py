@@ -1,0 +1,121 @@
+"""circuits.score / run_trials end to end on a tiny random GPT-2, configs and the registry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import circuits
+from circuits.ground_truth import GroundTruth, Provenance
+from circuits.pipeline import (
+    CaptureConfig,
+    EvaluationConfig,
+    MethodContext,
+    PipelineConfig,
+    ScoreResult,
+    ScoringConfig,
+    available_methods,
+    default_config,
+    prepare,
+    register_method,
+    run_trials,
+)
+from interp import HookedModel, load_model
+from saes import SAETrainingConfig
+
+CONFIG = PipelineConfig(
+    capture=CaptureConfig(n_prompts=16),
+    sae=SAETrainingConfig(n_latents=12, n_epochs=20, n_train_prompts=4),
+    evaluation=EvaluationConfig(faithfulness_prompts=4, n_random_circuits=2),
+)
+TRUTH = GroundTruth(
+    task="ioi",
+    variant="test",
+    model="tiny",
+    heads=frozenset({(0, 1), (1, 2)}),
+    provenance=Provenance(source="test", url="", version="0"),
+)
+
+
+@pytest.fixture(scope="module")
+def model(tiny_gpt2_dir) -> HookedModel:
+    return load_model(tiny_gpt2_dir, device="cpu")
+
+
+def test_score_returns_node_and_edge_frames_with_config(model: HookedModel) -> None:
+    result = circuits.score(model, "ioi", config=CONFIG, seed=3, progress=False)
+    assert result.method == "sae"
+    assert result.seed == 3
+    assert list(result.node["label"]) == model.head_labels
+    assert {"layer", "head", "label", "score", "rank", "n_pos_codes", "n_neg_codes"} <= set(
+        result.node.columns
+    )
+    assert len(result.edges) == 8 * 7 // 2
+    assert (result.edges["head1"] < result.edges["head2"]).all()
+    assert len(result.edge_node) == 8
+    assert {"data", "capture", "sae", "codes", "node_scoring", "edge_scoring"} <= set(
+        result.seconds
+    )
+    sections = {k: result.config[k] for k in ("capture", "sae", "scoring", "evaluation")}
+    assert PipelineConfig.from_dict(sections) == CONFIG
+    assert result.config["model"] == model.name
+    assert result.config["n_positives"] == result.config["n_negatives"] == 8
+
+
+def test_same_seed_reproduces_scores(model: HookedModel) -> None:
+    first = circuits.score(model, "ioi", config=CONFIG, seed=1, progress=False)
+    second = circuits.score(model, "ioi", config=CONFIG, seed=1, progress=False)
+    np.testing.assert_array_equal(first.node["score"], second.node["score"])
+
+
+def test_run_trials_summarises_mean_and_std(model: HookedModel) -> None:
+    context = prepare(model, "ioi", CONFIG, seed=0, progress=False)
+    trials = run_trials(context, "sae", n_trials=2, seed=0, ground_truth=TRUTH)
+    summary = trials.summary()
+    assert summary["n_trials"] == 2
+    assert [r.seed for r in trials.results] == [0, 1]
+    for kind in ("node", "edge"):
+        assert set(summary[kind]["roc_auc"]) == {"mean", "std"}
+        assert summary[kind]["threshold_rule"] == "otsu"
+        aucs = [m["roc_auc"] for m in getattr(trials, f"{kind}_metrics")]
+        assert summary[kind]["roc_auc"]["mean"] == pytest.approx(np.mean(aucs))
+    faith = summary["faithfulness"]
+    assert faith["n_prompts"] == 4
+    assert set(faith) >= {"found", "ground_truth", "random", "full_metric", "empty_metric"}
+    assert {"evaluation", "faithfulness"} <= set(summary["seconds"])
+
+
+def test_registered_method_runs_through_the_same_pipeline(model: HookedModel) -> None:
+    @register_method("test-layer-index")
+    def layer_index(context: MethodContext, seed: int) -> ScoreResult:
+        node = circuits.node_scores(
+            np.zeros((2, 8), dtype=int), [True, False], context.model.n_heads
+        )
+        node["score"] = node["layer"].astype(float)
+        return ScoreResult(method="test-layer-index", node=node, seconds={"scoring": 0.0})
+
+    assert "test-layer-index" in available_methods()
+    context = prepare(model, "ioi", CONFIG, seed=0, progress=False)
+    trials = run_trials(context, "test-layer-index", ground_truth=TRUTH)
+    assert trials.summary()["node"]["roc_auc"]["mean"] == pytest.approx(0.5)
+    assert "edge" not in trials.summary()
+    with pytest.raises(ValueError, match="already registered"):
+        register_method("test-layer-index")(lambda context, seed: layer_index(context, seed))
+
+
+def test_unknown_method_lists_registered_ones(model: HookedModel) -> None:
+    with pytest.raises(ValueError, match=r"registered: .*sae"):
+        circuits.score(model, "ioi", method="nope", config=CONFIG, progress=False)
+
+
+def test_configs_validate_and_default_per_task() -> None:
+    assert default_config("docstring").sae.l1_coefficient == 0.05
+    assert default_config("ioi").sae.l1_coefficient == 0.02
+    with pytest.raises(ValueError, match="even"):
+        CaptureConfig(n_prompts=5)
+    with pytest.raises(ValueError, match="threshold_rule"):
+        EvaluationConfig(threshold_rule="median")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="edge_top_pairs"):
+        ScoringConfig(edge_top_pairs=0)
+    with pytest.raises(ValueError, match="unknown capture option"):
+        PipelineConfig.from_dict({"capture": {"n_prompt": 4}})
