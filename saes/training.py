@@ -172,17 +172,25 @@ def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, quie
     l1_grad = config.l1_coefficient / n_rows
     tied_bias = sae.cfg.apply_b_dec_to_input
     topk = config.k if config.activation == "topk" else None
+    # Reused buffers: fresh [N, d_in] tensors of GPT-2 XL size would be mmapped and
+    # page-faulted on every step.
+    sae_in = torch.empty_like(x_ND) if tied_bias else x_ND
+    d_out = torch.empty_like(x_ND)
+    acts = x_ND.new_empty(n_rows, sae.cfg.d_sae)
+    d_pre = torch.empty_like(acts)
+    inactive = torch.empty_like(acts, dtype=torch.bool)
     with torch.no_grad():
         for _ in trange(config.n_epochs, disable=quiet, desc="SAE training", leave=False):
-            sae_in = x_ND - b_dec if tied_bias else x_ND
-            hidden_pre = torch.addmm(b_enc, sae_in, W_enc)
-            inactive = _inactive_mask(hidden_pre, topk)
-            acts = hidden_pre.masked_fill_(inactive, 0.0)
+            if tied_bias:
+                torch.sub(x_ND, b_dec, out=sae_in)
+            torch.addmm(b_enc, sae_in, W_enc, out=acts)  # pre-activations until masked
+            _mark_inactive(acts, topk, out=inactive)
+            acts.masked_fill_(inactive, 0.0)
             # d loss / d reconstruction for the element-mean MSE
-            d_out = torch.addmm(b_dec, acts, W_dec).sub_(x_ND).mul_(mse_grad_scale)
+            torch.addmm(b_dec, acts, W_dec, out=d_out).sub_(x_ND).mul_(mse_grad_scale)
             torch.mm(acts.T, d_out, out=W_dec.grad)
             torch.sum(d_out, dim=0, out=b_dec.grad)
-            d_pre = torch.mm(d_out, W_dec.T).add_(l1_grad).masked_fill_(inactive, 0.0)
+            torch.mm(d_out, W_dec.T, out=d_pre).add_(l1_grad).masked_fill_(inactive, 0.0)
             torch.mm(sae_in.T, d_pre, out=W_enc.grad)
             torch.sum(d_pre, dim=0, out=b_enc.grad)
             if tied_bias:
@@ -194,13 +202,12 @@ def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, quie
         param.grad = None
 
 
-def _inactive_mask(hidden_pre: Tensor, topk: int | None) -> Tensor:
-    """Where latents are off: not positive, or (with `topk`) outside the top k."""
-    inactive = hidden_pre <= 0
+def _mark_inactive(hidden_pre: Tensor, topk: int | None, *, out: Tensor) -> None:
+    """Write where latents are off into `out`: not positive, or outside the top `topk`."""
+    torch.le(hidden_pre, 0, out=out)
     if topk is not None:
         top = hidden_pre.topk(topk, dim=-1).indices
-        inactive |= torch.ones_like(inactive).scatter_(-1, top, False)
-    return inactive
+        out |= torch.ones_like(out).scatter_(-1, top, False)
 
 
 _INFERENCE_FIELDS = (
