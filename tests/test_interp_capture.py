@@ -110,3 +110,13 @@ def test_bad_arguments(tiny: HookedModel) -> None:
         capture_heads(tiny.model, PROMPTS, progress=False)
     with pytest.raises(ValueError, match="include_bos"):
         capture_heads(tiny, [""], include_bos=False, progress=False)
+
+
+def test_token_input_matches_string_input(tiny: HookedModel) -> None:
+    tokens, mask = tiny.to_tokens(PROMPTS)
+    from_strings = capture_heads(tiny, PROMPTS, positions="last", progress=False)
+    from_tokens = capture_heads(
+        tiny, tokens, attention_mask=mask, positions="last", batch_size=2, progress=False
+    )
+    torch.testing.assert_close(from_tokens.results, from_strings.results, atol=1e-6, rtol=1e-6)
+    assert from_tokens.lengths.tolist() == mask.sum(1).tolist()

@@ -137,6 +137,15 @@ def test_gqa_kernels_and_capture(llama_gqa) -> None:
     torch.testing.assert_close(ours[mask], theirs[mask], atol=1e-4, rtol=0)
     capture = capture_heads(model, PROMPTS, progress=False)
     assert capture.results.shape == (3, 8, 64)  # one vector per query head
+    heads = [(0, 3), (1, 0), (1, 1)]
+    expected = model.attention_pattern(tokens, heads, mask)
+    model.set_attn_kernel("sdpa")
+    try:
+        got = model.attention_pattern(tokens, heads, mask)
+    finally:
+        model.set_attn_kernel("eager")
+    real = (mask[:, None, :, None] & mask[:, None, None, :]).expand_as(got)
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("masks", [None, MIXED_MASKS], ids=["causal", "presets"])
@@ -191,3 +200,14 @@ def test_bad_kernel_and_mask_keys(gpt2: HookedModel) -> None:
     with pytest.raises(ValueError, match="head 4 is out of range"):
         gpt2.set_attn_kernel("sdpa", {(0, 4): sliding_window(2)})
     assert gpt2.attn_kernel == "eager"
+
+
+def test_flex_on_cpu_refuses_gradients() -> None:
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=1, d_model=16, n_ctx=8, d_head=4, d_vocab=10, act_fn="relu", attn_only=True
+    )
+    trainable = load_model(HookedTransformer(cfg), attn_kernel="flex")
+    with pytest.raises(RuntimeError, match="no backward pass on CPU"):
+        trainable(torch.zeros(1, 4, dtype=torch.long))
