@@ -64,7 +64,7 @@ def capture_heads(
     if not include_bos:
         first_P = mask_PS.long().argmax(dim=1)
         rows = torch.arange(len(first_P))
-        is_bos = tokens_PS[rows, first_P] == model._bos_id()
+        is_bos = tokens_PS[rows, first_P] == model.bos_token_id
         keep_PS[rows[is_bos], first_P[is_bos]] = False
     empty = (~keep_PS.any(dim=1)).nonzero().flatten().tolist()
     if empty:

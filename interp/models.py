@@ -133,18 +133,14 @@ class HookedModel:
         self, prompts: str | Sequence[str], prepend_bos: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-padded `(tokens_BS, mask_BS)` on the model's device; mask True at real tokens."""
-        if self.tokenizer is None:
-            raise ValueError(
-                f"model {self.name!r} has no tokenizer; pass token ids instead of strings, or "
-                "build HookedModel(model, tokenizer)"
-            )
+        tokenizer = self._require_tokenizer()
         if isinstance(prompts, str):
             prompts = [prompts]
         if len(prompts) == 0:
             raise ValueError("prompts is empty: pass at least one prompt")
-        ids = self.tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(list(prompts), add_special_tokens=False)["input_ids"]
         if prepend_bos:
-            ids = [[self._bos_id(), *row] for row in ids]
+            ids = [[self.bos_token_id, *row] for row in ids]
         lengths = [len(row) for row in ids]
         if min(lengths) == 0:
             raise ValueError(f"prompt {lengths.index(0)} is empty and prepend_bos=False")
@@ -154,17 +150,28 @@ class HookedModel:
                 f"prompt {longest} has {max(lengths)} tokens but {self.name} has a context of "
                 f"{self.model.cfg.n_ctx}; shorten it"
             )
-        tokens_BS = torch.full((len(ids), max(lengths)), self._pad_id(), dtype=torch.long)
+        tokens_BS = torch.full((len(ids), max(lengths)), self.pad_token_id, dtype=torch.long)
         mask_BS = torch.zeros(tokens_BS.shape, dtype=torch.bool)
         for row, (token_ids, length) in enumerate(zip(ids, lengths, strict=True)):
             tokens_BS[row, :length] = torch.tensor(token_ids)
             mask_BS[row, :length] = True
         return tokens_BS.to(self.device), mask_BS.to(self.device)
 
-    def _bos_id(self) -> int:
-        """BOS id, falling back to EOS (GPT-2 style tokenizers use one token for both)."""
-        bos = self.tokenizer.bos_token_id
-        bos = self.tokenizer.eos_token_id if bos is None else bos
+    def _require_tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer, or a ValueError saying how to do without one."""
+        if self.tokenizer is None:
+            raise ValueError(
+                f"model {self.name!r} has no tokenizer; pass token ids instead of strings, or "
+                "build HookedModel(model, tokenizer)"
+            )
+        return self.tokenizer
+
+    @property
+    def bos_token_id(self) -> int:
+        """BOS id that to_tokens prepends: the tokenizer's BOS, else its EOS (as in GPT-2)."""
+        tokenizer = self._require_tokenizer()
+        bos = tokenizer.bos_token_id
+        bos = tokenizer.eos_token_id if bos is None else bos
         if bos is None:
             raise ValueError(
                 f"the tokenizer of {self.name!r} defines neither a BOS nor an EOS token; set "
@@ -172,10 +179,11 @@ class HookedModel:
             )
         return bos
 
-    def _pad_id(self) -> int:
-        """Pad id: the tokenizer's, else BOS/EOS (pads are masked, so any id works)."""
+    @property
+    def pad_token_id(self) -> int:
+        """Pad id that to_tokens uses: the tokenizer's, else BOS (pads are masked anyway)."""
         pad = self.tokenizer.pad_token_id
-        return self._bos_id() if pad is None else pad
+        return self.bos_token_id if pad is None else pad
 
     def forward(
         self, tokens: torch.Tensor, attention_mask: torch.Tensor | None = None
