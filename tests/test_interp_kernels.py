@@ -7,7 +7,6 @@ import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from interp import HookedModel, capture_heads, load_model, sink_window, sliding_window
-from tests.conftest import build_gpt2_tokenizer
 
 PROMPTS = [
     "Then, Mary and John went to the store. John gave a drink to",
@@ -17,9 +16,9 @@ PROMPTS = [
 MIXED_MASKS = {0: sliding_window(3), (1, 2): sink_window(2, 2), (1, 0): sliding_window(1)}
 
 
-def _save(model, directory):
+def _save(model, tokenizer, directory):
     model.save_pretrained(directory)
-    build_gpt2_tokenizer().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
     return directory
 
 
@@ -29,23 +28,23 @@ def gpt2(tiny_gpt2_dir) -> HookedModel:
 
 
 @pytest.fixture(scope="module")
-def neox(tmp_path_factory) -> HookedModel:
+def neox(tmp_path_factory, gpt2_tokenizer) -> HookedModel:
     torch.manual_seed(1)
     config = GPTNeoXConfig(
         num_hidden_layers=2,
         num_attention_heads=4,
         hidden_size=64,
         intermediate_size=128,
-        vocab_size=len(build_gpt2_tokenizer()),
+        vocab_size=len(gpt2_tokenizer),
         max_position_embeddings=256,
         rotary_pct=0.5,
     )
-    directory = _save(GPTNeoXForCausalLM(config), tmp_path_factory.mktemp("neox"))
+    directory = _save(GPTNeoXForCausalLM(config), gpt2_tokenizer, tmp_path_factory.mktemp("neox"))
     return load_model(directory, attn_kernel="eager", device="cpu")
 
 
 @pytest.fixture(scope="module")
-def llama_gqa(tmp_path_factory) -> tuple[HookedModel, LlamaForCausalLM]:
+def llama_gqa(tmp_path_factory, gpt2_tokenizer) -> tuple[HookedModel, LlamaForCausalLM]:
     torch.manual_seed(2)
     config = LlamaConfig(
         num_hidden_layers=2,
@@ -53,11 +52,11 @@ def llama_gqa(tmp_path_factory) -> tuple[HookedModel, LlamaForCausalLM]:
         num_key_value_heads=2,
         hidden_size=64,
         intermediate_size=128,
-        vocab_size=len(build_gpt2_tokenizer()),
+        vocab_size=len(gpt2_tokenizer),
         max_position_embeddings=256,
     )
     hf_model = LlamaForCausalLM(config).eval()
-    directory = _save(hf_model, tmp_path_factory.mktemp("tiny-llama-gqa"))
+    directory = _save(hf_model, gpt2_tokenizer, tmp_path_factory.mktemp("tiny-llama-gqa"))
     return load_model(directory, attn_kernel="eager", device="cpu"), hf_model
 
 
