@@ -361,9 +361,9 @@ def _table_rows(
     for method, trials in all_trials.items():
         summary = trials.summary()
         faith = summary.get("faithfulness")
-        for kind in ("node", "edge"):
+        for kind in ("node", "edge", "edge_pairs"):
             metrics = summary.get(kind)
-            if metrics is None and kind == "edge":
+            if metrics is None and kind != "node":
                 continue
             metrics = metrics or {}
             row = {

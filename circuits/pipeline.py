@@ -415,13 +415,20 @@ class MethodTrials:
     """Per trial, ``circuits.evaluate`` of the node scores (empty without ground truth)."""
     edge_metrics: list[dict[str, Any]] = field(default_factory=list)
     """Per trial, ``circuits.evaluate`` of the edge-derived head scores."""
+    edge_pair_metrics: list[dict[str, Any]] = field(default_factory=list)
+    """Per trial, ``circuits.evaluate`` of the head-pair scores against the ground truth's
+    head-to-head edges (only for ground truths that publish edges, e.g. docstring/acdc)."""
     faithfulness: dict[str, Any] | None = None
     """Fraction of the metric kept by the found circuits, the ground truth and random ones."""
 
     def summary(self) -> dict[str, Any]:
         """Metrics as {"mean", "std"} over trials, mean seconds per stage and the config."""
         out: dict[str, Any] = {"n_trials": len(self.results)}
-        for name, metrics in (("node", self.node_metrics), ("edge", self.edge_metrics)):
+        for name, metrics in (
+            ("node", self.node_metrics),
+            ("edge", self.edge_metrics),
+            ("edge_pairs", self.edge_pair_metrics),
+        ):
             if metrics:
                 numeric = [k for k, v in metrics[0].items() if isinstance(v, int | float)]
                 out[name] = {
@@ -482,6 +489,24 @@ def _faithfulness(
     return report
 
 
+def _pair_truth(
+    edges: pd.DataFrame | None, ground_truth: GroundTruth, n_heads: int
+) -> np.ndarray | None:
+    """Per edge row, whether its unordered head pair is a ground-truth head-to-head edge."""
+    if edges is None or not {"head1", "head2"} <= set(edges.columns) or not len(edges):
+        return None
+    pairs = {
+        frozenset((s[0] * n_heads + s[1], r[0] * n_heads + r[1]))
+        for s, r, _ in ground_truth.head_pairs
+    }
+    if not pairs:
+        return None
+    truth = np.array(
+        [frozenset((a, b)) in pairs for a, b in zip(edges["head1"], edges["head2"], strict=True)]
+    )
+    return truth if truth.any() and not truth.all() else None
+
+
 def run_trials(
     context: MethodContext,
     method: str = "sae",
@@ -509,6 +534,10 @@ def run_trials(
                         frame, ground_truth.heads, threshold_rule=rule, n_heads_per_layer=n_heads
                     )
                     metrics.append(evaluation.as_dict())
+            truth_pairs = _pair_truth(result.edges, ground_truth, n_heads)
+            if truth_pairs is not None and result.edges is not None:
+                evaluation = evaluate(result.edges["score"], truth_pairs, threshold_rule=rule)
+                trials.edge_pair_metrics.append(evaluation.as_dict())
             result.seconds["evaluation"] = time.perf_counter() - start
         trials.results.append(result)
     if ground_truth is not None and context.config.evaluation.faithfulness:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import circuits
-from circuits.ground_truth import GroundTruth, Provenance
+from circuits.ground_truth import Edge, GroundTruth, Provenance
 from circuits.pipeline import (
     CaptureConfig,
     EvaluationConfig,
@@ -34,6 +34,7 @@ TRUTH = GroundTruth(
     model="tiny",
     heads=frozenset({(0, 1), (1, 2)}),
     provenance=Provenance(source="test", url="", version="0"),
+    edges=(Edge("blocks.1.hook_q_input", 2, "blocks.0.attn.hook_result", 1),),
 )
 
 
@@ -74,6 +75,8 @@ def test_run_trials_summarises_mean_and_std(model: HookedModel) -> None:
     summary = trials.summary()
     assert summary["n_trials"] == 2
     assert [r.seed for r in trials.results] == [0, 1]
+    assert summary["edge_pairs"]["n_ground_truth"]["mean"] == 1  # the pair (L0H1, L1H2)
+    assert summary["edge_pairs"]["n_heads"]["mean"] == 8 * 7 // 2
     for kind in ("node", "edge"):
         assert set(summary[kind]["roc_auc"]) == {"mean", "std"}
         assert summary[kind]["threshold_rule"] == "otsu"
