@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from circuits import tasks as task_registry
 from circuits.evaluation import ThresholdRule, evaluate
@@ -521,7 +522,8 @@ def run_trials(
     trials = MethodTrials(method=method, results=[])
     rule = context.config.evaluation.threshold_rule
     n_heads = context.model.n_heads
-    for trial in range(n_trials):
+    quiet = not context.progress or n_trials == 1
+    for trial in tqdm(range(n_trials), desc=f"{method} trials", disable=quiet):
         result = _run_method(context, method, seed + trial)
         if ground_truth is not None:
             start = time.perf_counter()

@@ -28,15 +28,12 @@ FAST = [
 ]
 
 
-def save_gpt2_12x12(directory: Path) -> Path:
+def save_gpt2_12x12(directory: Path, tokenizer) -> Path:
     """A random GPT-2 with GPT-2 small's head layout (12 x 12) but d_model 48."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from tests.conftest import build_gpt2_tokenizer
-
     torch.manual_seed(0)
-    tokenizer = build_gpt2_tokenizer()
     config = GPT2Config(
         n_layer=12, n_head=12, n_embd=48, n_positions=128, vocab_size=len(tokenizer)
     )
@@ -46,8 +43,8 @@ def save_gpt2_12x12(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gpt2_12x12_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return save_gpt2_12x12(tmp_path_factory.mktemp("gpt2-12x12"))
+def gpt2_12x12_dir(tmp_path_factory: pytest.TempPathFactory, gpt2_tokenizer) -> Path:
+    return save_gpt2_12x12(tmp_path_factory.mktemp("gpt2-12x12"), gpt2_tokenizer)
 
 
 def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, capsys) -> None:
