@@ -226,10 +226,13 @@ class MethodContext:
         self.progress = progress
         self.seconds: dict[str, float] = dict(seconds or {})
         """Seconds of the shared stages (data generation, capture)."""
+        self.used_capture = False
+        """Whether ``head_acts`` was called since the flag was last cleared."""
         self._acts: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def head_acts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``acts_PHD`` of the positives then the negatives, and ``is_positive_P`` (cached)."""
+        self.used_capture = True
         if self._acts is None:
             start = time.perf_counter()
             prompts = list(self.data.positives) + list(self.data.negatives)
@@ -361,7 +364,10 @@ def prepare(
 
 
 def _run_method(context: MethodContext, method: str, seed: int) -> ScoreResult:
+    context.used_capture = False
     result = get_method(method)(context, seed)
+    # Only the shared stages this method relied on count towards its time.
+    shared = {k: v for k, v in context.seconds.items() if k != "capture" or context.used_capture}
     resolved = {
         "method": method,
         "seed": seed,
@@ -377,7 +383,7 @@ def _run_method(context: MethodContext, method: str, seed: int) -> ScoreResult:
         method=method,
         seed=seed,
         config=resolved,
-        seconds={**context.seconds, **result.seconds},
+        seconds={**shared, **result.seconds},
     )
 
 

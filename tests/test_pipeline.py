@@ -99,8 +99,11 @@ def test_registered_method_runs_through_the_same_pipeline(model: HookedModel) ->
 
     assert "test-layer-index" in available_methods()
     context = prepare(model, "ioi", CONFIG, seed=0, progress=False)
+    context.head_acts()
     trials = run_trials(context, "test-layer-index", ground_truth=TRUTH)
     assert trials.summary()["node"]["roc_auc"]["mean"] == pytest.approx(0.5)
+    # The capture it did not use is not charged to it.
+    assert set(trials.results[0].seconds) == {"data", "scoring", "evaluation", "faithfulness"}
     assert "edge" not in trials.summary()
     with pytest.raises(ValueError, match="already registered"):
         register_method("test-layer-index")(lambda context, seed: layer_index(context, seed))
