@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from circuits.tasks import Task, TaskData
 from interp import HookedModel
 
 __all__ = ["ABLATIONS", "Ablation", "CircuitAblator", "faithfulness_report"]
@@ -45,11 +46,18 @@ class _Reference:
     """For each clean prompt, the corrupted prompt whose z it receives (``resample`` only)."""
 
 
-def _z_hooks(model: HookedModel, store: dict[int, torch.Tensor]) -> list[tuple[str, Any]]:
+def _z_of(model: HookedModel, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every layer's z on some prompts, ``[layers, batch, seq, heads, d_head]``, and the mask."""
+    tokens_BS, mask_BS = model.to_tokens(list(prompts))
+    store: dict[int, torch.Tensor] = {}
+
     def save(z_BSHd: torch.Tensor, hook: Any) -> None:
         store[hook.layer()] = z_BSHd.detach()
 
-    return [(f"blocks.{layer}.attn.hook_z", save) for layer in range(model.n_layers)]
+    hooks = [(f"blocks.{layer}.attn.hook_z", save) for layer in range(model.n_layers)]
+    with torch.inference_mode(), model.hooks(hooks):
+        model.run(tokens_BS, None if bool(mask_BS.all()) else mask_BS, return_type=None)
+    return torch.stack([store[layer] for layer in range(model.n_layers)]), mask_BS
 
 
 def _run(model: HookedModel, tokens_BS: torch.Tensor, mask_BS: torch.Tensor) -> torch.Tensor:
@@ -64,12 +72,8 @@ def _mean_reference(
     counts: torch.Tensor | None = None
     batches = range(0, len(prompts), batch_size)
     for start in tqdm(batches, desc="ablation means", disable=not progress, leave=False):
-        tokens_BS, mask_BS = model.to_tokens(list(prompts[start : start + batch_size]))
-        store: dict[int, torch.Tensor] = {}
-        with torch.inference_mode(), model.hooks(_z_hooks(model, store)):
-            model.run(tokens_BS, None if bool(mask_BS.all()) else mask_BS, return_type=None)
-        z_LBSHd = torch.stack([store[layer] for layer in range(model.n_layers)]).float()
-        z_LBSHd = z_LBSHd.masked_fill(~mask_BS[None, :, :, None, None], 0.0)
+        z_LBSHd, mask_BS = _z_of(model, prompts[start : start + batch_size])
+        z_LBSHd = z_LBSHd.float().masked_fill(~mask_BS[None, :, :, None, None], 0.0)
         batch_sums = z_LBSHd.sum(dim=1)
         batch_counts = mask_BS.sum(dim=0).float()
         if sums is None or counts is None:
@@ -103,18 +107,14 @@ def _resample_reference(lengths: Sequence[int], seed: int) -> _Reference:
 def _replacement_LBSHd(
     model: HookedModel,
     reference: _Reference,
-    data: Any,
+    data: TaskData,
     indices: list[int],
     width: int,
 ) -> torch.Tensor:
     if reference.ablation == "resample":
         assert reference.donors is not None
-        donor_prompts = [data.corrupted[reference.donors[i]] for i in indices]
-        tokens_BS, mask_BS = model.to_tokens(donor_prompts)
-        store: dict[int, torch.Tensor] = {}
-        with torch.inference_mode(), model.hooks(_z_hooks(model, store)):
-            model.run(tokens_BS, None if bool(mask_BS.all()) else mask_BS, return_type=None)
-        return torch.stack([store[layer] for layer in range(model.n_layers)])[:, :, :width]
+        z_LBSHd, _ = _z_of(model, [data.corrupted[reference.donors[i]] for i in indices])
+        return z_LBSHd[:, :, :width]
     assert reference.mean_LSHd is not None and reference.overall_LHd is not None
     mean = reference.mean_LSHd[:, :width]
     if mean.shape[1] < width:
@@ -125,8 +125,8 @@ def _replacement_LBSHd(
 
 def _metric_values(
     model: HookedModel,
-    task: Any,
-    data: Any,
+    task: Task,
+    data: TaskData,
     keep_H: np.ndarray,
     reference: _Reference,
     batch_size: int,
@@ -185,8 +185,8 @@ class CircuitAblator:
     def __init__(
         self,
         model: HookedModel,
-        task: Any,
-        data: Any,
+        task: Task,
+        data: TaskData,
         *,
         ablation: Ablation = "mean",
         seed: int = 0,
@@ -261,8 +261,8 @@ class CircuitAblator:
 
 def faithfulness_report(
     model: HookedModel,
-    task: Any,
-    data: Any,
+    task: Task,
+    data: TaskData,
     circuits: Mapping[str, object],
     *,
     n_random: int = 5,
