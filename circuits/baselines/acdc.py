@@ -1,0 +1,188 @@
+"""ACDC at head granularity (Conmy et al. 2023, "Towards Automated Circuit Discovery").
+
+Graph: `circuits.baselines.graph` (embedding, heads, MLPs, logits; no Q/K/V split). Starting
+from the full graph, receivers are visited in reverse topological order (logits, then each
+layer's MLP and heads from the last layer down); for each incoming edge, latest sender first,
+the edge is patched with the corrupted sender output and the change in loss is measured:
+
+    remove the edge  if  L(circuit without edge) - L(circuit) < tau,
+
+keeping it removed (and updating `L(circuit)`) if so. `L` is `kl`: the mean KL divergence
+from the clean model's next-token distribution at the answer position (ACDC's default), or
+`task`: `|mean metric(circuit) - mean metric(clean)|`. A head or MLP whose outgoing edges
+are all gone by the time it is visited is disconnected from the logits: its incoming edges
+are removed without evaluation, as ACDC does.
+
+Because every receiver upstream of the one being visited is still intact, the residual stream
+entering its block is the clean one: each evaluation runs only the blocks from the
+receiver's layer on (the logits' edges need only the unembedding).
+
+Threshold sweep: ACDC runs once per `tau`; a head's node score is the largest `tau` at which
+it is still in the circuit (has an outgoing edge), 0 if at none; an edge's score is the
+largest `tau` at which it is kept. Cost per `tau`: one evaluation per edge still reachable,
+at most `E ~ (n_layers * n_heads)^2 / 2` forward passes of on average half the model over the
+prompts (GPT-2 small: 11,611 edges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from tqdm.auto import tqdm
+
+from circuits.baselines.common import (
+    BaselineConfig,
+    BaselineResult,
+    config_dict,
+    make_batches,
+    timed,
+)
+from circuits.baselines.graph import EdgePatcher, HeadGraph, edge_frame
+from circuits.tasks import Task, TaskData, kl_divergence
+from interp import HookedModel
+
+__all__ = ["ACDCConfig", "PruneResult", "acdc", "circuit_loss", "prune"]
+
+ACDCLoss = Literal["kl", "task"]
+
+DEFAULT_THRESHOLDS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+
+
+@dataclass(frozen=True)
+class ACDCConfig(BaselineConfig):
+    """Options of ACDC."""
+
+    thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
+    """Values of tau swept (one full ACDC run each), in units of the loss."""
+    loss: ACDCLoss = "kl"
+    """`kl`: KL divergence from the clean model at the answer position; `task`: absolute
+    change of the task metric."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.thresholds or min(self.thresholds) < 0:
+            raise ValueError(
+                f"thresholds={self.thresholds}; give at least one tau >= 0, e.g. (0.01, 0.1)."
+            )
+        if self.loss not in ("kl", "task"):
+            raise ValueError(f"loss={self.loss!r}; use 'kl' or 'task'.")
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """One ACDC run at one threshold."""
+
+    tau: float
+    """The threshold."""
+    kept_SR: torch.Tensor
+    """Boolean `[senders, receivers]`: edges in the circuit."""
+    loss: float
+    """Loss of the final circuit."""
+    n_evaluations: int
+    """Forward passes (over all prompts) spent."""
+
+
+def circuit_loss(
+    patchers: Sequence[EdgePatcher], removed_SR: torch.Tensor, start_layer: int, loss: ACDCLoss
+) -> float:
+    """Loss of the circuit without the `removed_SR` edges, over all prompts."""
+    total, count = 0.0, 0
+    metric_total, clean_total = 0.0, 0.0
+    for patcher in patchers:
+        logits_BV = patcher.run(removed_SR, start_layer)
+        if loss == "kl":
+            total += float(kl_divergence(logits_BV, patcher.clean_logits_BV, reduce=False).sum())
+        else:
+            metric_total += float(patcher.batch.metric(logits_BV).float().sum())
+            clean_total += float(patcher.clean_metric_B.sum())
+        count += patcher.batch.size
+    if loss == "kl":
+        return total / count
+    return abs(metric_total - clean_total) / count
+
+
+def prune(
+    patchers: Sequence[EdgePatcher], tau: float, loss: ACDCLoss = "kl", quiet: bool = True
+) -> PruneResult:
+    """One ACDC run: greedily remove every edge whose removal raises the loss by < tau."""
+    graph = patchers[0].graph
+    allowed_SR = graph.allowed_SR()
+    removed_SR = torch.zeros(allowed_SR.shape)
+    current = circuit_loss(patchers, removed_SR, graph.n_layers, loss)
+    n_evaluations = 1
+    order = _reverse_topological_receivers(graph)
+    for receiver in tqdm(order, desc=f"acdc tau={tau:g}", disable=quiet, leave=False):
+        senders = allowed_SR[:, receiver].nonzero()[:, 0].flip(0)
+        if receiver != graph.logits_receiver:
+            # A head or MLP's sender index is its receiver index + 1.
+            out_edges = allowed_SR[receiver + 1] & (removed_SR[receiver + 1] == 0)
+            if not bool(out_edges.any()):
+                removed_SR[senders, receiver] = 1.0
+                continue
+        start_layer = graph.receiver_layer(receiver)
+        for sender in senders.tolist():
+            removed_SR[sender, receiver] = 1.0
+            candidate = circuit_loss(patchers, removed_SR, start_layer, loss)
+            n_evaluations += 1
+            if candidate - current < tau:
+                current = candidate
+            else:
+                removed_SR[sender, receiver] = 0.0
+    kept_SR = allowed_SR & (removed_SR == 0)
+    return PruneResult(tau=tau, kept_SR=kept_SR, loss=current, n_evaluations=n_evaluations)
+
+
+def _reverse_topological_receivers(graph: HeadGraph) -> list[int]:
+    """Logits, then per layer from the last: the MLP, then the heads (last head first)."""
+    order = [graph.logits_receiver]
+    for layer in reversed(range(graph.n_layers)):
+        if graph.has_mlp:
+            order.append(graph.mlp_receiver(layer))
+        heads = graph.head_receivers(layer)
+        order.extend(reversed(range(heads.start, heads.stop)))
+    return order
+
+
+def acdc(
+    model: HookedModel, task: Task, data: TaskData, config: ACDCConfig | None = None
+) -> BaselineResult:
+    """ACDC over a sweep of thresholds; head score = largest tau at which the head survives."""
+    config = config or ACDCConfig()
+    graph = HeadGraph.of(model.model)
+    seconds: dict[str, float] = {}
+    device = model.device
+    with timed(seconds, "tokenize", device):
+        batches = make_batches(model, task, data, config.batch_size)
+    with timed(seconds, "cache", device):
+        patchers = [EdgePatcher(model, graph, batch) for batch in batches]
+    n_heads_total = model.n_layers * model.n_heads
+    node_scores_H = torch.zeros(n_heads_total, dtype=torch.float64)
+    edge_scores_SR = torch.zeros(graph.n_senders, graph.n_receivers, dtype=torch.float64)
+    runs = []
+    for tau in sorted(config.thresholds):
+        with timed(seconds, "prune", device):
+            run = prune(patchers, tau, config.loss, quiet=config.quiet)
+        runs.append(run)
+        present_H = run.kept_SR[1 : n_heads_total + 1].any(1)
+        node_scores_H[present_H] = tau
+        edge_scores_SR[run.kept_SR] = tau
+    extra = {
+        "thresholds": [run.tau for run in runs],
+        "n_edges_kept": [int(run.kept_SR.sum()) for run in runs],
+        "n_heads_kept": [int(run.kept_SR[1 : n_heads_total + 1].any(1).sum()) for run in runs],
+        "loss": [run.loss for run in runs],
+        "n_evaluations": [run.n_evaluations for run in runs],
+        "n_edges_total": int(graph.allowed_SR().sum()),
+    }
+    return BaselineResult(
+        method="acdc",
+        scores_H=node_scores_H,
+        n_heads=model.n_heads,
+        seconds=seconds,
+        edges=edge_frame(graph, edge_scores_SR),
+        config=config_dict(config),
+        extra=extra,
+    )

@@ -1,0 +1,324 @@
+"""Patching baselines on tiny random GPT-2-architecture models with the real GPT-2 tokenizer."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import torch
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens import patching as tl_patching
+
+import circuits
+from circuits import baselines, tasks
+from circuits.baselines.acdc import circuit_loss
+from circuits.baselines.common import answer_logits, layer_z, make_batches
+from circuits.baselines.eap import edge_effects
+from circuits.baselines.hisp import gate_gradients, gated_metric
+from circuits.pipeline import CaptureConfig, MethodContext, PipelineConfig
+from interp import HookedModel, load_model
+from tests.conftest import build_gpt2_tokenizer
+
+N_PROMPTS = 6
+
+
+def _model(
+    *,
+    n_layers: int = 3,
+    attn_only: bool = False,
+    dtype: torch.dtype = torch.float32,
+    init: float = -1.0,
+    kernel: str = "sdpa",
+    seed: int = 0,
+) -> HookedModel:
+    tokenizer = build_gpt2_tokenizer()
+    config = HookedTransformerConfig(
+        n_layers=n_layers,
+        d_model=64,
+        n_heads=4,
+        d_head=16,
+        d_mlp=None if attn_only else 128,
+        attn_only=attn_only,
+        n_ctx=64,
+        d_vocab=len(tokenizer),
+        act_fn="gelu",
+        normalization_type="LN",
+        initializer_range=init,
+        dtype=dtype,
+        seed=seed,
+        device="cpu",
+    )
+    return HookedModel(HookedTransformer(config).eval(), tokenizer, attn_kernel=kernel)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: one thread avoids per-op thread start-up on a loaded machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def ioi() -> tuple[tasks.Task, tasks.TaskData]:
+    task = tasks.get("ioi")
+    return task, task.generate(build_gpt2_tokenizer(), n=N_PROMPTS, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model64() -> HookedModel:
+    """Float64, so finite differences and KL comparisons are exact to many digits."""
+    return _model(dtype=torch.float64)
+
+
+@pytest.fixture(scope="module")
+def small_init() -> HookedModel:
+    """GPT-2's init scale (0.02): small activations, the regime where patching is near linear."""
+    return _model(init=0.02)
+
+
+def _batch(model: HookedModel, ioi):
+    task, data = ioi
+    (batch,) = make_batches(model, task, data, batch_size=len(data))
+    return batch
+
+
+def _float64_batch(model: HookedModel, ioi):
+    """The batch with a float64 logit difference (the task metrics round to float32)."""
+    batch = _batch(model, ioi)
+    answers = torch.tensor([ids[0] for ids in batch.data.answer_ids])
+    wrongs = torch.tensor([ids[0] for ids in batch.data.wrong_ids])
+
+    def logit_diff(logits_BV: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(len(logits_BV))
+        return logits_BV[rows, answers] - logits_BV[rows, wrongs]
+
+    return dataclasses.replace(batch, metric=logit_diff)
+
+
+def test_activation_patching_matches_transformer_lens(ioi) -> None:
+    model = _model(kernel="eager")
+    task, data = ioi
+    result = baselines.activation_patching(
+        model, task, data, baselines.ActivationPatchingConfig(batch_size=4, quiet=True)
+    )
+    batch = _batch(model, ioi)
+    _, corrupted_cache = model.model.run_with_cache(batch.corrupted_BS)
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return task.metric(logits, batch.data, mask=batch.mask_BS)
+
+    # TransformerLens patches the given cache into the run on the given tokens: noising.
+    patched_LH = tl_patching.get_act_patch_attn_head_out_all_pos(
+        model.model, batch.clean_BS, corrupted_cache, metric
+    )
+    base = metric(model.model(batch.clean_BS))
+    torch.testing.assert_close(
+        result.effects_H, (patched_LH.flatten() - base).double(), atol=1e-5, rtol=1e-4
+    )
+    frame = result.node_frame()
+    assert list(frame.columns[:5]) == ["layer", "head", "label", "score", "rank"]
+    assert frame.loc[5, "label"] == "L1H1"
+    assert (frame["score"] == frame["effect"].abs()).all()
+
+
+def test_mean_ablation_matches_a_manual_patch(ioi, model64) -> None:
+    task, data = ioi
+    result = baselines.activation_patching(
+        model64, task, data, baselines.ActivationPatchingConfig(ablation="mean", quiet=True)
+    )
+    batch = _batch(model64, ioi)
+    layer, head = 1, 2
+    z_corrupted = layer_z(model64, batch.corrupted_BS)[layer]
+    mask = batch.mask_BS[:, :, None].double()
+    mean_SE = (z_corrupted[:, :, head] * mask).sum(0) / mask.sum(0)
+
+    def patch(z: torch.Tensor, hook) -> torch.Tensor:
+        z = z.clone()
+        z[:, :, head] = mean_SE
+        return z
+
+    with torch.no_grad(), model64.hooks([(f"blocks.{layer}.attn.hook_z", patch)]):
+        patched = task.metric(model64.model(batch.clean_BS), batch.data, mask=batch.mask_BS)
+    with torch.no_grad():
+        clean = task.metric(model64.model(batch.clean_BS), batch.data, mask=batch.mask_BS)
+    assert float(result.effects_H[layer * 4 + head]) == pytest.approx(float(patched - clean))
+
+
+@pytest.mark.parametrize("ablation", ["resample", "mean"])
+def test_attribution_patching_ranks_heads_like_activation_patching(
+    ioi, small_init, ablation
+) -> None:
+    task, data = ioi
+    exact = baselines.activation_patching(
+        small_init, task, data, baselines.ActivationPatchingConfig(ablation=ablation, quiet=True)
+    )
+    linear = baselines.attribution_patching(
+        small_init, task, data, baselines.AttributionPatchingConfig(ablation=ablation, quiet=True)
+    )
+    scores = pd.DataFrame({"exact": exact.scores_H.numpy(), "linear": linear.scores_H.numpy()})
+    assert scores.corr(method="spearman").loc["exact", "linear"] > 0.95
+
+
+def test_eap_edges_match_finite_differences(ioi, model64) -> None:
+    graph = baselines.HeadGraph.of(model64.model)
+    batch = _float64_batch(model64, ioi)
+    effects_SR = edge_effects(model64, graph, batch) / batch.size
+    patcher = baselines.EdgePatcher(model64, graph, batch)
+    senders, receivers = graph.labels()
+    eps = 1e-4
+    for upstream, downstream in [
+        ("embed", "L0H1"),
+        ("L0H3", "L2H0"),
+        ("L1H2", "MLP1"),
+        ("MLP0", "L1H1"),
+        ("L2H1", "logits"),
+        ("embed", "logits"),
+    ]:
+        s, r = senders.index(upstream), receivers.index(downstream)
+        values = []
+        for sign in (1, -1):
+            weights = torch.zeros(graph.n_senders, graph.n_receivers)
+            weights[s, r] = sign * eps
+            values.append(batch.metric(patcher.run(weights)).mean())
+        finite_difference = float(values[0] - values[1]) / (2 * eps)
+        assert float(effects_SR[s, r]) == pytest.approx(finite_difference, rel=1e-6, abs=1e-12)
+
+
+def test_eap_node_effect_is_attribution_patching(ioi, model64) -> None:
+    task, data = ioi
+    edges = baselines.eap(model64, task, data, baselines.EAPConfig(batch_size=4, quiet=True))
+    nodes = baselines.attribution_patching(model64, task, data)
+    torch.testing.assert_close(edges.effects_H, nodes.effects_H)
+    assert set(edges.edges.columns) >= {"upstream", "downstream", "score", "effect", "rank"}
+    assert len(edges.edges) == int(baselines.HeadGraph.of(model64.model).allowed_SR().sum())
+    incident = edges.edges[(edges.edges.upstream == "L1H0") | (edges.edges.downstream == "L1H0")]
+    assert float(edges.scores_H[4]) == pytest.approx(incident["score"].sum())
+
+
+@pytest.mark.parametrize("attn_only", [False, True])
+def test_edge_patcher_endpoints(ioi, attn_only) -> None:
+    model = _model(n_layers=2, attn_only=attn_only, dtype=torch.float64)
+    graph = baselines.HeadGraph.of(model.model)
+    batch = _batch(model, ioi)
+    patcher = baselines.EdgePatcher(model, graph, batch)
+    zeros = torch.zeros(graph.n_senders, graph.n_receivers)
+    torch.testing.assert_close(patcher.run(zeros), patcher.clean_logits_BV)
+    # Every edge corrupted: each node reads the corrupted residual stream.
+    with torch.no_grad():
+        final = model.model(batch.corrupted_BS, stop_at_layer=graph.n_layers)
+        corrupted = answer_logits(model.model, final, batch.answer_pos_B)
+    torch.testing.assert_close(patcher.run(graph.allowed_SR().double()), corrupted)
+    # Starting at a later block is exact when no earlier receiver is patched.
+    generator = torch.Generator().manual_seed(0)
+    weights = torch.rand(graph.n_senders, graph.n_receivers, generator=generator)
+    weights[:, graph.head_receivers(0)] = 0
+    if graph.has_mlp:
+        weights[:, graph.mlp_receiver(0)] = 0
+    torch.testing.assert_close(patcher.run(weights, start_layer=1), patcher.run(weights))
+
+
+def test_acdc_threshold_extremes(ioi, model64) -> None:
+    graph = baselines.HeadGraph.of(model64.model)
+    patchers = [baselines.EdgePatcher(model64, graph, _batch(model64, ioi))]
+    allowed = graph.allowed_SR()
+    keep_all = baselines.prune(patchers, tau=0.0)
+    assert torch.equal(keep_all.kept_SR, allowed)
+    assert keep_all.n_evaluations == int(allowed.sum()) + 1
+    keep_none = baselines.prune(patchers, tau=1e9)
+    assert not keep_none.kept_SR.any()
+    # Only the logits' edges are tried: afterwards every node is disconnected.
+    assert keep_none.n_evaluations == int(allowed[:, graph.logits_receiver].sum()) + 1
+
+
+def test_acdc_loss_bookkeeping_matches_a_fresh_evaluation(ioi, model64) -> None:
+    graph = baselines.HeadGraph.of(model64.model)
+    patchers = [baselines.EdgePatcher(model64, graph, _batch(model64, ioi))]
+    for loss in ("kl", "task"):
+        run = baselines.prune(patchers, tau=0.003, loss=loss)
+        assert 0 < int(run.kept_SR.sum()) < int(graph.allowed_SR().sum())
+        removed = (graph.allowed_SR() & ~run.kept_SR).double()
+        assert circuit_loss(patchers, removed, 0, loss) == pytest.approx(run.loss, abs=1e-12)
+
+
+def test_acdc_sweep_scores(ioi) -> None:
+    model = _model(n_layers=2)
+    task, data = ioi
+    config = baselines.ACDCConfig(thresholds=(0.3, 0.001, 1e9), batch_size=4, quiet=True)
+    result = baselines.acdc(model, task, data, config)
+    assert result.extra["thresholds"] == [0.001, 0.3, 1e9]
+    assert result.extra["n_edges_kept"][-1] == 0
+    assert set(result.scores_H.tolist()) <= {0.0, 0.001, 0.3}
+    assert result.edges["score"].max() <= 0.3
+    assert {"cache", "prune"} <= set(result.seconds)
+
+
+def test_hisp_matches_finite_differences(ioi, model64) -> None:
+    batch = _float64_batch(model64, ioi)
+    grads_BH = gate_gradients(model64, batch)
+    eps = 1e-5
+    for prompt, head in [(0, 0), (3, 6), (5, 11)]:
+        values = []
+        for sign in (1, -1):
+            gates = torch.ones(batch.size, 12, dtype=torch.float64)
+            gates[prompt, head] += sign * eps
+            with torch.no_grad():
+                values.append(gated_metric(model64, batch, gates)[prompt])
+        finite_difference = float(values[0] - values[1]) / (2 * eps)
+        assert float(grads_BH[prompt, head]) == pytest.approx(finite_difference, rel=1e-6)
+    task, data = ioi
+    result = baselines.hisp(model64, task, data, baselines.HISPConfig(batch_size=4, quiet=True))
+    task_grads_BH = gate_gradients(model64, _batch(model64, ioi))
+    torch.testing.assert_close(result.scores_H, task_grads_BH.abs().mean(0).double())
+
+
+def test_gradients_work_on_frozen_loaded_models(ioi, tiny_gpt2_dir) -> None:
+    model = load_model(tiny_gpt2_dir, device="cpu")
+    assert not any(p.requires_grad for p in model.model.parameters())
+    task, data = ioi
+    for name in ("attribution-patching", "eap", "hisp"):
+        function, config_type = baselines.METHODS[name]
+        result = function(model, task, data, config_type(quiet=True))
+        assert result.scores_H.shape == (8,) and bool(result.scores_H.isfinite().all())
+
+
+def test_registered_in_the_pipeline(ioi) -> None:
+    model = _model(n_layers=2)
+    task, data = ioi
+    config = PipelineConfig(capture=CaptureConfig(n_prompts=2 * N_PROMPTS, batch_size=4))
+    context = MethodContext(model, task, data, config, progress=False)
+    assert set(baselines.METHODS) <= set(circuits.available_methods())
+    for name in ("activation-patching", "eap"):
+        result = circuits.get_method(name)(context, 0)
+        assert result.method == name and len(result.node) == 8
+        assert result.extra["baseline_config"]["batch_size"] == 4
+        metrics = circuits.evaluate(result.node, ["L1H0", "L1H3"], n_heads_per_layer=4)
+        assert 0 <= metrics.roc_auc <= 1
+    assert result.edges is not None and (result.edges["head1"] < result.edges["head2"]).all()
+
+
+def test_bad_inputs_are_named(ioi) -> None:
+    task, data = ioi
+    with pytest.raises(ValueError, match="thresholds"):
+        baselines.ACDCConfig(thresholds=(-1.0,))
+    with pytest.raises(ValueError, match="ablation"):
+        baselines.ActivationPatchingConfig(ablation="zero")
+    model = _model(n_layers=1)
+    model.model.cfg.parallel_attn_mlp = True
+    with pytest.raises(ValueError, match="node-level baseline"):
+        baselines.eap(model, task, data)
+    model.model.cfg.parallel_attn_mlp = False
+    mismatched = data.subset([0, 1])
+    mismatched = tasks.TaskData(
+        task=mismatched.task,
+        positives=mismatched.positives,
+        negatives=mismatched.negatives,
+        corrupted=[mismatched.corrupted[0], mismatched.corrupted[1] + " and more"],
+        answer_ids=mismatched.answer_ids,
+        wrong_ids=mismatched.wrong_ids,
+        lengths=mismatched.lengths,
+    )
+    with pytest.raises(ValueError, match="different lengths"):
+        make_batches(model, task, mismatched, batch_size=2)
