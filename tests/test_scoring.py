@@ -178,3 +178,37 @@ def test_swapping_labels_swaps_positive_and_negative_counts(data) -> None:
     swapped_edges = edge_scores(codes, ~positive, 3)
     assert swapped_edges["n_pos_only"].tolist() == edges["n_neg_only"].tolist()
     assert swapped_edges["n_neg_only"].tolist() == edges["n_pos_only"].tolist()
+
+
+def seed_code_edge_head_counts(codes: np.ndarray, positive: np.ndarray, n_per_layer: int):
+    """The seed code's edge method, densely: ordered pairs, first n**2 // 2 head entries."""
+    n_heads = codes.shape[1]
+    unique = np.zeros((n_heads, n_heads))
+    for (h1, h2), count in brute_edges(codes, positive).items():
+        unique[h1, h2] = unique[h2, h1] = count
+    order = np.argsort(unique.flatten())[::-1]
+    rows, cols = np.unravel_index(order, unique.shape)
+    components = [h for pair in zip(rows, cols, strict=True) for h in pair]
+    counts = np.zeros(n_heads)
+    for h in components[: n_per_layer**2 // 2]:
+        counts[h] += 1
+    return counts, np.sort(unique[np.triu_indices(n_heads, 1)])[::-1]
+
+
+def test_default_edge_head_ranking_matches_seed_code_without_boundary_ties() -> None:
+    rng = np.random.default_rng(0)
+    n_per_layer = 4  # 8 heads = 2 layers x 4 heads; default cut: 16 // 8 = 2 unordered pairs
+    k = default_top_pairs(n_per_layer)
+    compared = 0
+    for _ in range(200):
+        # Few codes, so pair scores spread out instead of saturating at the positives' count.
+        codes = rng.integers(0, 4, size=(12, 8))
+        positive = rng.permutation(np.arange(12) < 6)
+        reference, pair_scores = seed_code_edge_head_counts(codes, positive, n_per_layer)
+        if pair_scores[k - 1] == pair_scores[k] or pair_scores[k - 1] == 0:
+            continue  # the seed code breaks this tie arbitrarily
+        heads = heads_from_edges(edge_scores(codes, positive, n_per_layer), n_per_layer, 8)
+        # Each unordered pair appears twice (both orders) in the seed code's list.
+        np.testing.assert_array_equal(heads["score"].to_numpy() * 2, reference)
+        compared += 1
+    assert compared >= 20
