@@ -72,17 +72,19 @@ def _run_hooks(model: HookedModel, tokens, mask) -> dict[str, torch.Tensor]:
     return fired
 
 
-def _assert_kernels_agree(model: HookedModel, tokens, mask, masks=None) -> None:
-    """sdpa and flex reproduce eager's q/k/v/z hooks and logits at real positions."""
+def _assert_kernels_agree(
+    model: HookedModel, tokens, mask, masks=None, fused=("sdpa", "flex")
+) -> None:
+    """Fused kernels reproduce eager's q/k/v/z hooks and logits at real positions."""
     outputs = {}
-    for kernel in ("eager", "sdpa", "flex"):
+    for kernel in ("eager", *fused):
         model.set_attn_kernel(kernel, masks)
         with torch.no_grad():
             logits = model(tokens, mask)
         outputs[kernel] = (logits, _run_hooks(model, tokens, mask))
     model.set_attn_kernel("eager")
     eager_logits, eager_hooks = outputs["eager"]
-    for kernel in ("sdpa", "flex"):
+    for kernel in fused:
         logits, hooks = outputs[kernel]
         fused_names = {n for n in eager_hooks if not n.endswith(("pattern", "scores"))}
         assert set(hooks) == fused_names, kernel
@@ -210,3 +212,25 @@ def test_flex_on_cpu_refuses_gradients() -> None:
     trainable = load_model(HookedTransformer(cfg), attn_kernel="flex")
     with pytest.raises(RuntimeError, match="no backward pass on CPU"):
         trainable(torch.zeros(1, 4, dtype=torch.long))
+
+
+def test_shortformer_attn_only_kernels_agree(gpt2_tokenizer) -> None:
+    """The architecture of attn-only-4l (docstring task): shortformer positions, no MLPs."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=2,
+        d_model=32,
+        n_ctx=64,
+        d_head=8,
+        n_heads=4,
+        d_vocab=len(gpt2_tokenizer),
+        act_fn="gelu",
+        attn_only=True,
+        positional_embedding_type="shortformer",
+        seed=3,
+    )
+    model = load_model(HookedTransformer(cfg).requires_grad_(False), attn_kernel="eager")
+    model.tokenizer = gpt2_tokenizer
+    tokens, mask = model.to_tokens(PROMPTS)
+    _assert_kernels_agree(model, tokens, mask, MIXED_MASKS, fused=("sdpa",))
