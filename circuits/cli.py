@@ -26,7 +26,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, fields, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+if TYPE_CHECKING:
+    # Heavy modules load inside functions, so importing circuits.cli itself is cheap.
+    import numpy as np
+    import pandas as pd
+
+    from circuits.ground_truth import GroundTruth
+    from circuits.pipeline import PipelineConfig
+    from circuits.tasks import Task
+    from interp import HookedModel
+
+TableRows = list[dict[str, str]]
 
 BUILTIN_TASKS = ("ioi", "greater-than", "docstring")
 ORGANISMS = "organisms"
@@ -141,8 +153,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> dict[str, tuple[str, 
 
 
 def resolve_config(
-    task: Any, args: argparse.Namespace, destinations: dict[str, tuple[str, str]]
-) -> Any:
+    task: Task, args: argparse.Namespace, destinations: dict[str, tuple[str, str]]
+) -> PipelineConfig:
     """The task's default config with the options given on the command line applied."""
     from circuits.pipeline import default_config
 
@@ -205,7 +217,9 @@ def _versions() -> dict[str, str]:
 # --- running one task ---------------------------------------------------------------------
 
 
-def _ground_truth(task: Any, model: Any, model_arg: str, args: argparse.Namespace) -> Any:
+def _ground_truth(
+    task: Task, model: HookedModel, model_arg: str, args: argparse.Namespace
+) -> GroundTruth | None:
     """Organism -> its own ground truth; a file -> that file; else the task's published one."""
     from circuits import ground_truth as ground_truths
 
@@ -225,7 +239,7 @@ def _ground_truth(task: Any, model: Any, model_arg: str, args: argparse.Namespac
         raise
 
 
-def _truth_mask(ground_truth: Any, model: Any) -> Any:
+def _truth_mask(ground_truth: GroundTruth | None, model: HookedModel) -> np.ndarray | None:
     import numpy as np
 
     if ground_truth is None:
@@ -239,7 +253,9 @@ def _truth_mask(ground_truth: Any, model: Any) -> Any:
         ) from error
 
 
-def run_task(task: Any, args: argparse.Namespace, destinations: dict[str, tuple[str, str]]) -> Any:
+def run_task(
+    task: Task, args: argparse.Namespace, destinations: dict[str, tuple[str, str]]
+) -> tuple[tuple[TableRows, TableRows], Path]:
     """Score one task with every method, write its result files and return its table rows."""
     import pandas as pd
 
@@ -314,7 +330,13 @@ def run_task(task: Any, args: argparse.Namespace, destinations: dict[str, tuple[
     return _table_rows(task.name, model.name, all_trials), out_dir
 
 
-def _write_figures(scores: Any, truth_H: Any, model: Any, task_name: str, out_dir: Path) -> None:
+def _write_figures(
+    scores: pd.DataFrame,
+    truth_H: np.ndarray | None,
+    model: HookedModel,
+    task_name: str,
+    out_dir: Path,
+) -> None:
     from circuits.plots import heads_figure, roc_figure
 
     groups = scores.groupby(["method", "kind"], sort=False)
@@ -353,9 +375,7 @@ _STAGES = (
 )
 
 
-def _table_rows(
-    task: str, model: str, all_trials: dict[str, Any]
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+def _table_rows(task: str, model: str, all_trials: dict[str, Any]) -> tuple[TableRows, TableRows]:
     """Metric rows (one per method and node/edge) and timing rows (one per method)."""
     metric_rows, timing_rows = [], []
     for method, trials in all_trials.items():
@@ -396,7 +416,7 @@ def _table_rows(
     return metric_rows, timing_rows
 
 
-def _print_tables(metric_rows: list[dict[str, str]], timing_rows: list[dict[str, str]]) -> None:
+def _print_tables(metric_rows: TableRows, timing_rows: TableRows) -> None:
     import pandas as pd
 
     print(pd.DataFrame(metric_rows).fillna("-").to_string(index=False))
