@@ -30,6 +30,7 @@ def _model(
     dtype: torch.dtype = torch.float32,
     init: float = -1.0,
     kernel: str = "sdpa",
+    shortformer: bool = False,
     seed: int = 0,
 ) -> HookedModel:
     tokenizer = build_gpt2_tokenizer()
@@ -44,6 +45,7 @@ def _model(
         d_vocab=len(tokenizer),
         act_fn="gelu",
         normalization_type="LN",
+        positional_embedding_type="shortformer" if shortformer else "standard",
         initializer_range=init,
         dtype=dtype,
         seed=seed,
@@ -98,8 +100,9 @@ def _float64_batch(model: HookedModel, ioi):
     return dataclasses.replace(batch, metric=logit_diff)
 
 
-def test_activation_patching_matches_transformer_lens(ioi) -> None:
-    model = _model(kernel="eager")
+@pytest.mark.parametrize("shortformer", [False, True])
+def test_activation_patching_matches_transformer_lens(ioi, shortformer) -> None:
+    model = _model(n_layers=2, kernel="eager", shortformer=shortformer)
     task, data = ioi
     result = baselines.activation_patching(
         model, task, data, baselines.ActivationPatchingConfig(batch_size=4, quiet=True)
@@ -198,9 +201,9 @@ def test_eap_node_effect_is_attribution_patching(ioi, model64) -> None:
     assert float(edges.scores_H[4]) == pytest.approx(incident["score"].sum())
 
 
-@pytest.mark.parametrize("attn_only", [False, True])
-def test_edge_patcher_endpoints(ioi, attn_only) -> None:
-    model = _model(n_layers=2, attn_only=attn_only, dtype=torch.float64)
+@pytest.mark.parametrize(("attn_only", "shortformer"), [(False, False), (True, True)])
+def test_edge_patcher_endpoints(ioi, attn_only, shortformer) -> None:
+    model = _model(n_layers=2, attn_only=attn_only, shortformer=shortformer, dtype=torch.float64)
     graph = baselines.HeadGraph.of(model.model)
     batch = _batch(model, ioi)
     patcher = baselines.EdgePatcher(model, graph, batch)

@@ -32,6 +32,7 @@ from circuits.baselines.common import (
     make_batches,
     mean_corrupted_z,
     reference_z,
+    run_blocks,
     timed,
 )
 from circuits.tasks import Task, TaskData
@@ -124,10 +125,8 @@ def _patch_layer(
         return z_HBSHE.view(z.shape)
 
     with torch.no_grad(), model.hooks([(f"blocks.{layer}.attn.hook_z", patch)]):
-        final = model.model(
-            resid_pre_BSD.repeat(n_heads, 1, 1),
-            start_at_layer=layer,
-            stop_at_layer=model.n_layers,
+        final = run_blocks(
+            model, resid_pre_BSD.repeat(n_heads, 1, 1), layer, batch.clean_BS.repeat(n_heads, 1)
         )
         logits_HBV = answer_logits(model.model, final, batch.answer_pos_B.repeat(n_heads)).view(
             n_heads, batch_size, -1

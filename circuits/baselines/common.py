@@ -31,6 +31,7 @@ __all__ = [
     "PatchBatch",
     "answer_logits",
     "make_batches",
+    "run_blocks",
     "timed",
 ]
 
@@ -126,6 +127,18 @@ def answer_logits(
         x_B1D = model.ln_final(x_B1D)
     logits_B1V = apply_softcap(model.unembed(x_B1D), model.cfg.output_logits_soft_cap)
     return logits_B1V[:, 0]
+
+
+def run_blocks(
+    model: HookedModel, resid_BSD: torch.Tensor, start_layer: int, tokens_BS: torch.Tensor
+) -> torch.Tensor:
+    """Final residual stream after running blocks `start_layer..` on `resid_BSD`."""
+    ht = model.model
+    extra = {}
+    if ht.cfg.positional_embedding_type == "shortformer":
+        # Shortformer adds position embeddings to every layer's q/k input, not the residual.
+        extra["shortformer_pos_embed"] = ht.pos_embed(tokens_BS)
+    return ht(resid_BSD, start_at_layer=start_layer, stop_at_layer=ht.cfg.n_layers, **extra)
 
 
 @contextmanager

@@ -32,7 +32,7 @@ import torch
 from transformer_lens import HookedTransformer
 from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
-from circuits.baselines.common import PatchBatch, answer_logits
+from circuits.baselines.common import PatchBatch, answer_logits, run_blocks
 from interp import HookedModel
 
 __all__ = [
@@ -56,7 +56,6 @@ def check_graph_model(model: HookedTransformer) -> None:
         "normalisation after attention (use_normalization_before_and_after)": (
             cfg.use_normalization_before_and_after
         ),
-        "shortformer positional embeddings": cfg.positional_embedding_type == "shortformer",
         "grouped-query attention (n_key_value_heads)": cfg.n_key_value_heads is not None,
     }
     found = [name for name, present in problems.items() if present]
@@ -281,10 +280,8 @@ class EdgePatcher:
             if bool(weights_SR[group.senders].any()):
                 hooks.append((group.out_hook, self._record(live, index, group)))
         with torch.no_grad(), graph_mode(ht), self.model.hooks(hooks):
-            resid_BSD = ht(
-                self.resid_pre[start_layer],
-                start_at_layer=start_layer,
-                stop_at_layer=graph.n_layers,
+            resid_BSD = run_blocks(
+                self.model, self.resid_pre[start_layer], start_layer, self.batch.clean_BS
             )
             logits_in = incoming(slice(graph.logits_receiver, None), graph.logits_order)
             if logits_in is not None:

@@ -6,9 +6,10 @@ position, which scales `z_h @ W_O[h]` alike). The importance of head `h` is
     I_h = mean_x | d m(x) / d xi_h |   at xi = 1,
 
 the absolute per-prompt gradient averaged over the clean prompts. Michel et al. use the
-training loss; here `m` is the task metric on the clean prompts, as in ACDC's HISP baseline
-(the KL to the clean model would have zero gradient at xi = 1). Gates are per prompt, so one
-backward pass gives every prompt's own gradient; corrupted prompts are not used.
+training loss; here `m` is the task metric on the clean prompts, so that the score measures
+importance for the task (the KL to the clean model would have zero gradient at xi = 1).
+Gates are per prompt, so one backward pass gives every prompt's own gradient; corrupted
+prompts are not used.
 """
 
 from __future__ import annotations
