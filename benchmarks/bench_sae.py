@@ -9,7 +9,7 @@ Methods alternate within each repeat so machine noise hits them alike; the media
 On CUDA, timings use events after a synchronize, following a warm-up run.
 
     python benchmarks/bench_sae.py --out results/bench_sae.json
-    python benchmarks/bench_sae.py --devices cpu --xl-epochs 50 --xl-repeats 1
+    python benchmarks/bench_sae.py --devices cpu --threads 1 --xl-epochs 20 --xl-repeats 1
 """
 
 from __future__ import annotations
@@ -157,10 +157,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method")
     parser.add_argument("--xl-repeats", type=int, default=None, help="runs for xl (--repeats)")
     parser.add_argument("--warmup-epochs", type=int, default=5, help="epochs of the warm-up run")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write results as JSON here")
     args = parser.parse_args(argv)
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     methods = args.methods.split(",")
     unknown = set(methods) - set(METHODS) | set(args.shapes.split(",")) - set(SHAPES)
     if unknown:

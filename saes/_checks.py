@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -31,18 +33,28 @@ def check_acts(
 
 
 def check_finite(
-    acts: Tensor, name: str, *, row_offset: int = 0, n_heads: int = 1, head_offset: int = 0
+    acts: Tensor,
+    name: str,
+    *,
+    row_offset: int = 0,
+    n_heads: int = 1,
+    head_offset: int = 0,
+    prompt_ids: Sequence[int] | None = None,
 ) -> None:
     """Raise naming the first (prompt, head) with a NaN or inf in `acts` [rows, d].
 
     Rows are (prompt, head) pairs flattened prompt-major over `n_heads` heads starting at
-    `row_offset`; `head_offset` shifts the head reported (a layer's slice of all heads).
+    `row_offset`; `head_offset` shifts the head reported (a layer's slice of all heads) and
+    `prompt_ids` maps row prompts back to the caller's prompt indices (a subset).
     """
     bad_rows = ~torch.isfinite(acts).all(dim=-1)
     if bool(bad_rows.any()):
         first = row_offset + int(bad_rows.nonzero()[0, 0])
+        prompt = first // n_heads
+        if prompt_ids is not None:
+            prompt = prompt_ids[prompt]
         raise ValueError(
             f"{name} contains NaN or inf ({int(bad_rows.sum())} rows in this batch; first at "
-            f"prompt {first // n_heads}, head {head_offset + first % n_heads}). Fix the capture "
+            f"prompt {prompt}, head {head_offset + first % n_heads}). Fix the capture "
             f"(e.g. fp16 overflow: capture in float32) or drop those prompts."
         )

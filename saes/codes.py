@@ -214,12 +214,11 @@ def _run(
     rows = acts.reshape(n_prompts * n_heads, d)
     codes_R = torch.empty(rows.shape[0], dtype=torch.long, device=device)
     totals = _empty_totals(d_sae, d, device) if with_stats else {}
-    slot = torch.arange(n_heads, device=device)
     for start in range(0, rows.shape[0], batch_rows):
         x = rows[start : start + batch_rows].to(device)
         check_finite(x, name, row_offset=start, n_heads=n_heads, head_offset=head_offset)
         if expand_heads:
-            head = slot[torch.arange(start, start + x.shape[0], device=device) % n_heads]
+            head = torch.arange(start, start + x.shape[0], device=device) % n_heads
             x = _one_head_slots(x, head, n_heads)
             if not sae.hook_z_reshaping_mode:
                 x = x.flatten(1)

@@ -115,7 +115,9 @@ def train_discrete_sae(
     device = torch.device(config.device) if config.device is not None else acts_PHD.device
     x_ND = acts_PHD[prompt_idx.to(acts_PHD.device)].reshape(-1, d_model)
     x_ND = x_ND.to(device=device, dtype=str_to_dtype(config.dtype)).contiguous()
-    check_finite(x_ND, "acts_PHD (training prompts)", n_heads=n_heads)
+    check_finite(
+        x_ND, "acts_PHD (training prompts)", n_heads=n_heads, prompt_ids=prompt_idx.tolist()
+    )
 
     sae_cfg = DiscreteSAEConfig(
         d_in=d_model,

@@ -156,10 +156,11 @@ def test_bad_inputs_are_named(acts, config, error, message) -> None:
 
 
 def test_nan_in_training_prompts_is_located() -> None:
-    acts = _acts(n_prompts=10, n_heads=3)
-    acts[4, 2, 0] = float("nan")
-    with pytest.raises(ValueError, match=r"NaN or inf .*prompt 4, head 2"):
-        train_discrete_sae(acts, TINY, quiet=True)
+    acts = _acts(n_prompts=30, n_heads=3)
+    prompt = train_discrete_sae(acts, TINY, seed=4, quiet=True).cfg.metadata.train_prompt_indices[6]
+    acts[prompt, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match=rf"NaN or inf .*prompt {prompt}, head 2"):
+        train_discrete_sae(acts, TINY, seed=4, quiet=True)
 
 
 @pytest.mark.parametrize(
