@@ -1,4 +1,4 @@
-"""What the patching baselines share: prompt-pair batches, stage timing, answer logits, results.
+"""What the baselines share: prompt-pair batches, answer logits, z references, timing, results.
 
 Every baseline patches the task's corrupted prompts into its clean prompts (the positives),
 reads the task metric at each prompt's answer position (its last real token; prompts are
@@ -26,11 +26,18 @@ from circuits.tasks import Task, TaskData
 from interp import HookedModel
 
 __all__ = [
+    "ABLATIONS",
+    "Ablation",
     "BaselineConfig",
     "BaselineResult",
     "PatchBatch",
     "answer_logits",
+    "check_ablation",
+    "config_dict",
+    "layer_z",
     "make_batches",
+    "mean_corrupted_z",
+    "reference_z",
     "run_blocks",
     "timed",
 ]

@@ -1,0 +1,38 @@
+"""Baselines recover the known circuits of the shipped model organisms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from circuits import baselines, evaluate, tasks
+from circuits.ground_truth import load_file
+from interp import load_model
+from interp.models import ORGANISMS_DIR
+
+TASKS = ("ioi", "greater-than", "docstring")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread avoids per-op thread start-up on a loaded machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("task_name", TASKS)
+def test_activation_patching_recovers_the_organism_circuit(task_name: str) -> None:
+    folder = ORGANISMS_DIR / f"organism-{task_name}"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"organism-{task_name} is not installed in {folder}")
+    model = load_model(f"organism-{task_name}", device="cpu")
+    task = tasks.get(task_name)
+    data = task.generate(model.tokenizer, n=40, seed=0)
+    truth = load_file(folder / "ground_truth.json")
+    result = baselines.activation_patching(
+        model, task, data, baselines.ActivationPatchingConfig(quiet=True)
+    )
+    metrics = evaluate(result.node_frame(), truth.heads, n_heads_per_layer=model.n_heads)
+    assert metrics.roc_auc >= 0.95
