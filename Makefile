@@ -26,6 +26,9 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+docs: $(STAMP)
+	$(BIN)/python scripts/build_docs.py --out site
+
 lint: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
