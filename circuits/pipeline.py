@@ -4,7 +4,8 @@ One config dataclass per stage (capture, SAE, scoring, evaluation), bundled in
 ``PipelineConfig``; the resolved config is stored with every result. Scoring methods live in
 a registry (``register_method``) so baselines return the same ``ScoreResult``. Multi-trial
 runs (``run_trials``) generate and capture the task data once, then rerun the method with
-seeds ``seed, seed + 1, ...`` and report mean and std of every metric.
+seeds ``seed, seed + 1, ...`` and report mean and std of every metric; a method registered
+as deterministic (its scores do not depend on the seed) runs once.
 """
 
 from __future__ import annotations
@@ -255,15 +256,22 @@ MethodFn = Callable[[MethodContext, int], ScoreResult]
 """A scoring method: (context, seed) -> ScoreResult with node (and optional edge) scores."""
 
 _METHODS: dict[str, MethodFn] = {}
+_DETERMINISTIC: set[str] = set()
 
 
-def register_method(name: str) -> Callable[[MethodFn], MethodFn]:
-    """Decorator registering a scoring method under ``name`` (used by circuits.baselines)."""
+def register_method(name: str, *, deterministic: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Decorator registering a scoring method under ``name`` (used by circuits.baselines).
+
+    ``deterministic``: the method's scores do not depend on the seed (given the data), so
+    ``run_trials`` runs it once however many trials are asked for.
+    """
 
     def decorator(fn: MethodFn) -> MethodFn:
         if name in _METHODS and _METHODS[name] is not fn:
             raise ValueError(f"method {name!r} is already registered; pick another name.")
         _METHODS[name] = fn
+        if deterministic:
+            _DETERMINISTIC.add(name)
         return fn
 
     return decorator
@@ -522,9 +530,13 @@ def run_trials(
     seed: int = 0,
     ground_truth: GroundTruth | None = None,
 ) -> MethodTrials:
-    """Run a method ``n_trials`` times (seeds ``seed + t``) on prepared data and evaluate it."""
+    """Run a method ``n_trials`` times (seeds ``seed + t``; once if it is deterministic) on
+    prepared data and evaluate it."""
     if n_trials < 1:
         raise ValueError(f"n_trials={n_trials}; run at least one trial.")
+    get_method(method)  # registers the plugins before the deterministic check
+    if method in _DETERMINISTIC:
+        n_trials = 1
     trials = MethodTrials(method=method, results=[])
     rule = context.config.evaluation.threshold_rule
     n_heads = context.model.n_heads

@@ -109,6 +109,24 @@ def test_registered_method_runs_through_the_same_pipeline(model: HookedModel) ->
         register_method("test-layer-index")(lambda context, seed: layer_index(context, seed))
 
 
+def test_deterministic_method_runs_once_whatever_the_trials(model: HookedModel) -> None:
+    seeds = []
+
+    @register_method("test-deterministic", deterministic=True)
+    def constant(context: MethodContext, seed: int) -> ScoreResult:
+        seeds.append(seed)
+        node = circuits.node_scores(
+            np.zeros((2, 8), dtype=int), [True, False], context.model.n_heads
+        )
+        return ScoreResult(method="test-deterministic", node=node)
+
+    context = prepare(model, "ioi", CONFIG, seed=0, progress=False)
+    trials = run_trials(context, "test-deterministic", n_trials=3, seed=7)
+    assert seeds == [7]
+    assert trials.summary()["n_trials"] == 1
+    assert len(run_trials(context, "sae", n_trials=2).results) == 2
+
+
 def test_unknown_method_lists_registered_ones(model: HookedModel) -> None:
     with pytest.raises(ValueError, match=r"registered: .*sae"):
         circuits.score(model, "ioi", method="nope", config=CONFIG, progress=False)

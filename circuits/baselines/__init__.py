@@ -18,8 +18,9 @@ result.seconds        # wall time per stage
 ```
 
 Through `circuits.score(..., method="acdc")` / the CLI, each method runs with its default
-config, the pipeline's `capture.batch_size` and progress flag; the methods are deterministic,
-so the trial seed does not change their scores. See docs/baselines.md.
+config, the pipeline's `capture.batch_size` and progress flag. The methods are deterministic
+(the trial seed does not change their scores), so they are registered as such and
+`run_trials` / `--trials N` runs them once. See docs/baselines.md.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _register(name: str, fn: BaselineFn, config_type: type[BaselineConfig]) -> N
         return to_score_result(fn(context.model, context.task, context.data, config))
 
     method.__doc__ = fn.__doc__
-    register_method(name)(method)
+    register_method(name, deterministic=True)(method)
 
 
 for _name, (_fn, _config_type) in METHODS.items():
