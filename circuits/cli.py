@@ -489,14 +489,21 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_model: str | No
         default="sae",
         help="comma-separated scoring methods (registered in circuits.pipeline; default: sae)",
     )
-    parser.add_argument("--trials", type=_positive_int, default=1, help="trials (default: 1)")
+    parser.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=1,
+        help="trials per method; deterministic methods (the baselines) run once (default: 1)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
         default=0,
         help="seed of the data; trial t trains with seed + t (default: 0)",
     )
-    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    parser.add_argument(
+        "--device", type=_device, default=None, help="torch device (default: cuda if available)"
+    )
     parser.add_argument(
         "--attn-kernel", choices=KERNELS, default="sdpa", help="attention kernel (default: sdpa)"
     )
@@ -507,6 +514,27 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_model: str | No
     )
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _device(text: str) -> str:
+    """A torch device string that exists on this machine (checked before any model loads)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a torch device; use cpu, cuda, cuda:N or mps"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: this machine has {count} usable CUDA device(s); use --device cpu"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available; use --device cpu")
+    return text
 
 
 def _positive_int(text: str) -> int:

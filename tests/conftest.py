@@ -50,3 +50,14 @@ def save_tiny_gpt2(directory: Path, seed: int = 0) -> Path:
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a tiny random GPT-2 checkpoint (Hugging Face format), built once."""
     return save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2-checkpoint"))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a loaded machine tiny ops otherwise wait for a descheduled one."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from circuits import baselines, evaluate, tasks
 from circuits.ground_truth import load_file
@@ -13,13 +12,7 @@ from interp.models import ORGANISMS_DIR
 TASKS = ("ioi", "greater-than", "docstring")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread avoids per-op thread start-up on a loaded machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("task_name", TASKS)

@@ -10,6 +10,8 @@ import pytest
 from circuits.cli import build_parser, field_docs, main
 from circuits.pipeline import CaptureConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # Few prompts, epochs and ablations: the point is the plumbing, not the numbers.
 FAST = [
     "--n-prompts",
@@ -100,7 +102,11 @@ def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, cap
     assert not list(folder.glob(".*"))  # no temporary files left behind
 
 
-def test_score_user_task_file(tiny_gpt2_dir, tmp_path, capsys) -> None:
+ALL_METHODS = "sae,activation-patching,attribution-patching,eap,acdc,hisp"
+
+
+def write_user_task(path: Path) -> Path:
+    """A 4-pair IOI-like task file with a two-head ground truth for a 2 x 4-head model."""
     names = ["Mary", "John", "Paul", "Anna", "Tom"]
     positives, negatives, answers = [], [], []
     for i in range(4):
@@ -108,17 +114,18 @@ def test_score_user_task_file(tiny_gpt2_dir, tmp_path, capsys) -> None:
         positives.append(f"When {a} and {b} went to the shop, {b} gave a drink to")
         negatives.append(f"When {a} and {c} went to the shop, {b} gave a drink to")
         answers.append(f" {a}")
-    task_file = tmp_path / "mytask.json"
-    task_file.write_text(
-        json.dumps(
-            {
-                "positives": positives,
-                "negatives": negatives,
-                "answers": answers,
-                "ground_truth_heads": ["L0H1", "L1H3"],
-            }
-        )
-    )
+    task = {
+        "positives": positives,
+        "negatives": negatives,
+        "answers": answers,
+        "ground_truth_heads": ["L0H1", "L1H3"],
+    }
+    path.write_text(json.dumps(task))
+    return path
+
+
+def test_score_user_task_file(tiny_gpt2_dir, tmp_path, capsys) -> None:
+    task_file = write_user_task(tmp_path / "mytask.json")
     out = tmp_path / "out"
     task = ["--task", str(task_file), "--model", str(tiny_gpt2_dir)]
     code = main(["score", *task, "--out", str(out), *FAST[2:], "--n-prompts", "8"])
@@ -127,6 +134,31 @@ def test_score_user_task_file(tiny_gpt2_dir, tmp_path, capsys) -> None:
     assert results["ground_truth"]["heads"] == ["L0H1", "L1H3"]
     assert results["methods"]["sae"]["config"]["n_positives"] == 4
     assert "mytask" in capsys.readouterr().out
+
+
+def test_every_method_end_to_end(tiny_gpt2_dir, tmp_path, capsys) -> None:
+    task_file = write_user_task(tmp_path / "mytask.json")
+    out = tmp_path / "out"
+    argv = ["score", "--task", str(task_file), "--model", str(tiny_gpt2_dir), "--out", str(out)]
+    options = ["--methods", ALL_METHODS, "--trials", "2", "--n-prompts", "8", *FAST[2:]]
+    code = main([*argv, *options])
+    assert code == 0
+    folder = out / "mytask" / tiny_gpt2_dir.name
+    results = json.loads((folder / "results.json").read_text())
+    methods = ALL_METHODS.split(",")
+    assert list(results["methods"]) == methods
+    for method, summary in results["methods"].items():
+        for metric in ("roc_auc", "pr_auc", "precision", "recall", "f1"):
+            assert set(summary["node"][metric]) == {"mean", "std"}
+        assert summary["n_trials"] == (2 if method == "sae" else 1)
+        assert summary["seconds"] and all(v >= 0 for v in summary["seconds"].values())
+        assert "found" in summary["faithfulness"]
+    assert "capture" not in results["methods"]["eap"]["seconds"]  # only the SAE captures
+    scores = (folder / "scores.csv").read_text()
+    assert all(f"\n{method},node," in scores for method in methods)
+    assert {p.name for p in folder.iterdir()} >= {"roc.png", "heads.png"}
+    printed = capsys.readouterr().out
+    assert all(method in printed for method in methods)
 
 
 def test_tasks_lists_builtin_tasks_with_examples(capsys) -> None:
@@ -145,6 +177,9 @@ def test_tasks_lists_builtin_tasks_with_examples(capsys) -> None:
         ["reproduce", "ioi", "--threshold-rule", "median"],
         ["reproduce", "ioi", "--n-prompts", "7"],
         ["reproduce", "ioi", "--model", "no-such-model-anywhere", "--quiet"],
+        ["reproduce", "ioi", "--methods", "sae,nope", "--quiet"],
+        ["reproduce", "ioi", "--device", "nonsense"],
+        ["reproduce", "ioi", "--device", "cuda:99"],
         ["score", "--task", "missing.json", "--model", "gpt2"],
     ],
 )
