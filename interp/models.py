@@ -496,13 +496,28 @@ def _load_organism(
 
 
 def _organism_tokenizer(path: Path) -> PreTrainedTokenizerFast:
-    """An HF fast tokenizer from tokenizer.json whose BOS is its first known BOS-like token."""
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path))
+    """An HF fast tokenizer from tokenizer.json, special tokens from tokenizer_config.json.
+
+    Without tokenizer_config.json (or without a BOS there), BOS and EOS are the first known
+    BOS-like token of the vocabulary.
+    """
+    config_path = path.with_name("tokenizer_config.json")
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    special = {
+        key: config[key]
+        for key in ("bos_token", "eos_token", "pad_token", "unk_token")
+        if isinstance(config.get(key), str)
+    }
+    if "bos_token" in special:
+        special.setdefault("eos_token", special["bos_token"])
+        return PreTrainedTokenizerFast(tokenizer_file=str(path), **special)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(path), **special)
     vocab = tokenizer.get_vocab()
     bos = next((token for token in _BOS_CANDIDATES if token in vocab), None)
     if bos is None:
         raise ModelNotAvailableError(
-            f"{path} defines none of the BOS tokens {_BOS_CANDIDATES}; add one to its vocabulary"
+            f"{path} defines none of the BOS tokens {_BOS_CANDIDATES} and {config_path.name} "
+            "names no bos_token; add one to its vocabulary"
         )
     tokenizer.bos_token = bos
     tokenizer.eos_token = bos
