@@ -28,6 +28,7 @@ from circuits.faithfulness import Ablation, CircuitAblator
 from circuits.ground_truth import GroundTruth
 from circuits.scoring import DEFAULT_CHUNK_KEYS, edge_scores, heads_from_edges, node_scores
 from circuits.tasks import Task, TaskData, UserTask
+from circuits.timing import timed
 from interp import HookedModel, capture_heads, load_model
 from saes import SAETrainingConfig, code_stats, codes, train_discrete_sae
 
@@ -232,23 +233,24 @@ class MethodContext:
         self._acts: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def head_acts(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``acts_PHD`` of the positives then the negatives, and ``is_positive_P`` (cached)."""
+        """``acts_PHD`` (on the model's device) of the positives then the negatives, and
+        ``is_positive_P`` (cached)."""
         self.used_capture = True
         if self._acts is None:
-            start = time.perf_counter()
             prompts = list(self.data.positives) + list(self.data.negatives)
-            capture = capture_heads(
-                self.model,
-                prompts,
-                positions=self.config.capture.positions,
-                include_bos=self.config.capture.include_bos,
-                batch_size=self.config.capture.batch_size,
-                progress=self.progress,
-            )
+            with timed(self.seconds, "capture", self.model.device):
+                capture = capture_heads(
+                    self.model,
+                    prompts,
+                    positions=self.config.capture.positions,
+                    include_bos=self.config.capture.include_bos,
+                    batch_size=self.config.capture.batch_size,
+                    progress=self.progress,
+                    device=self.model.device,
+                )
             is_positive_P = torch.zeros(len(prompts), dtype=torch.bool)
             is_positive_P[: len(self.data.positives)] = True
             self._acts = (capture.results, is_positive_P)
-            self.seconds["capture"] = time.perf_counter() - start
         return self._acts
 
 
@@ -304,31 +306,28 @@ def _sae_method(context: MethodContext, seed: int) -> ScoreResult:
     acts_PHD, is_positive_P = context.head_acts()
     config = context.config
     n_heads = context.model.n_heads
-    seconds = {}
-    start = time.perf_counter()
-    sae = train_discrete_sae(acts_PHD, config.sae, seed, quiet=not context.progress)
-    seconds["sae"] = time.perf_counter() - start
-    start = time.perf_counter()
-    codes_PH = codes(sae, acts_PHD, dead_rows=config.scoring.dead_rows)
-    seconds["codes"] = time.perf_counter() - start
-    start = time.perf_counter()
-    node = node_scores(codes_PH, is_positive_P, n_heads, normalise=config.scoring.normalise)
-    seconds["node_scoring"] = time.perf_counter() - start
+    device = acts_PHD.device
+    seconds: dict[str, float] = {}
+    with timed(seconds, "sae", device):
+        sae = train_discrete_sae(acts_PHD, config.sae, seed, quiet=not context.progress)
+    with timed(seconds, "codes", device):
+        codes_PH = codes(sae, acts_PHD, dead_rows=config.scoring.dead_rows)
+    with timed(seconds, "node_scoring", device):
+        node = node_scores(codes_PH, is_positive_P, n_heads, normalise=config.scoring.normalise)
     edges = edge_node = None
     if config.scoring.edges:
-        start = time.perf_counter()
-        edges = edge_scores(
-            codes_PH,
-            is_positive_P,
-            n_heads,
-            normalise=config.scoring.normalise,
-            chunk_keys=config.scoring.chunk_keys,
-            progress=context.progress,
-        )
-        edge_node = heads_from_edges(
-            edges, n_heads, codes_PH.shape[1], top_pairs=config.scoring.edge_top_pairs
-        )
-        seconds["edge_scoring"] = time.perf_counter() - start
+        with timed(seconds, "edge_scoring", device):
+            edges = edge_scores(
+                codes_PH,
+                is_positive_P,
+                n_heads,
+                normalise=config.scoring.normalise,
+                chunk_keys=config.scoring.chunk_keys,
+                progress=context.progress,
+            )
+            edge_node = heads_from_edges(
+                edges, n_heads, codes_PH.shape[1], top_pairs=config.scoring.edge_top_pairs
+            )
     stats = code_stats(sae, acts_PHD, dead_rows=config.scoring.dead_rows).to_dict()
     stats.pop("code_counts")
     return ScoreResult(

@@ -13,9 +13,16 @@ the dense ``n_heads^2 * n_codes^2`` co-occurrence tensors of the seed code, and 
 sorted in chunks so GPT-2-XL shapes (1200 heads, 719,400 pairs) stay within a few hundred MB.
 Edge scores are symmetric (transposing a code pair maps positives of ``(h1, h2)`` onto
 those of ``(h2, h1)``), so only unordered pairs are counted.
+
+Codes on a CUDA device are counted there with ``torch.sort`` (segmented row sorts, 20-50x
+faster than numpy's on a CPU core at GPT-2-XL shapes); anything else is counted with numpy,
+whose vectorised int32 row sort is about 25x faster than ``torch.sort`` on a CPU. Both run
+the same counting code (`_exclusive_counts`), only the sort differs.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,19 +47,26 @@ def head_labels(n_layers: int, n_heads_per_layer: int) -> list[str]:
     return [f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads_per_layer)]
 
 
-def _as_numpy_codes(codes_PH: torch.Tensor | np.ndarray) -> np.ndarray:
-    codes = codes_PH.detach().cpu().numpy() if isinstance(codes_PH, torch.Tensor) else codes_PH
-    codes = np.asarray(codes)
+def _as_codes(codes_PH: torch.Tensor | np.ndarray) -> np.ndarray | torch.Tensor:
+    """int64 codes: a CUDA tensor stays on its device (counted there), anything else numpy."""
+    if isinstance(codes_PH, torch.Tensor) and codes_PH.device.type == "cuda":
+        codes = codes_PH.detach()
+        integer = not (codes.is_floating_point() or codes.is_complex() or codes.dtype == torch.bool)
+    else:
+        if isinstance(codes_PH, torch.Tensor):
+            codes_PH = codes_PH.detach().cpu().numpy()
+        codes = np.asarray(codes_PH)
+        integer = np.issubdtype(codes.dtype, np.integer)
     if codes.ndim != 2:
         raise ValueError(
-            f"codes_PH must be 2-D [n_prompts, n_heads], got shape {codes.shape}; "
+            f"codes_PH must be 2-D [n_prompts, n_heads], got shape {tuple(codes.shape)}; "
             "pass the output of saes.codes(sae, acts_PHD)."
         )
-    if not np.issubdtype(codes.dtype, np.integer):
+    if not integer:
         raise ValueError(f"codes_PH must hold integer codes, got dtype {codes.dtype}.")
-    if codes.size and codes.min() < 0:
+    if codes.shape[0] * codes.shape[1] and int(codes.min()) < 0:
         raise ValueError("codes_PH holds negative codes; codes must be latent indices >= 0.")
-    return codes.astype(np.int64, copy=False)
+    return codes.long() if isinstance(codes, torch.Tensor) else codes.astype(np.int64, copy=False)
 
 
 def _as_labels(is_positive_P: torch.Tensor | np.ndarray | list[bool], n_prompts: int) -> np.ndarray:
@@ -84,27 +98,52 @@ def _check_layout(n_heads_total: int, n_heads_per_layer: int) -> int:
 
 
 def _exclusive_counts(
-    keys_RP: np.ndarray, is_negative_P: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: distinct keys seen only on positives, only on negatives, and in total."""
-    tagged = keys_RP * 2 + is_negative_P.astype(keys_RP.dtype)
-    tagged.sort(axis=1)
+    keys_RP: np.ndarray | torch.Tensor, is_negative_P: np.ndarray | torch.Tensor
+) -> tuple[np.ndarray | torch.Tensor, ...]:
+    """Per row: distinct keys seen only on positives, only on negatives, and in total.
+
+    Works on numpy arrays and torch tensors alike; only the row sort is backend-specific.
+    """
+    tagged = keys_RP * 2 + is_negative_P
+    if isinstance(tagged, torch.Tensor):
+        tagged = torch.sort(tagged, dim=1).values
+    else:
+        tagged.sort(axis=1)
     key = tagged >> 1
-    negative = (tagged & 1).astype(bool)
+    negative = (tagged & 1) == 1
+    # A group of equal keys ends where the next key differs (and at the row's end); it is
+    # positive-only when its last element is positive (label bit 0 sorts first).
     new_key = key[:, 1:] != key[:, :-1]
-    last = np.ones(key.shape, dtype=bool)
-    last[:, :-1] = new_key
-    first = np.ones(key.shape, dtype=bool)
-    first[:, 1:] = new_key
-    pos_only = (last & ~negative).sum(axis=1)
-    neg_only = (first & negative).sum(axis=1)
-    union = last.sum(axis=1)
+    pos_only = (new_key & ~negative[:, :-1]).sum(1) + ~negative[:, -1]
+    neg_only = (new_key & negative[:, 1:]).sum(1) + negative[:, 0]
+    union = new_key.sum(1) + 1
     return pos_only, neg_only, union
 
 
-def _key_dtype(n_key_values: int) -> type[np.integer]:
-    # int32 rows sort an order of magnitude faster than int64 (vectorised sort kernels).
-    return np.int32 if 2 * n_key_values < np.iinfo(np.int32).max else np.int64
+def _key_dtype(n_key_values: int, codes: np.ndarray | torch.Tensor) -> Any:
+    """int32 keys when they fit (vectorised sorts are much faster), else int64."""
+    small = 2 * n_key_values < np.iinfo(np.int32).max
+    if isinstance(codes, torch.Tensor):
+        return torch.int32 if small else torch.int64
+    return np.int32 if small else np.int64
+
+
+def _to_numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
+    return values.cpu().numpy() if isinstance(values, torch.Tensor) else values
+
+
+def _transposed(codes_PH: np.ndarray | torch.Tensor, dtype: Any) -> np.ndarray | torch.Tensor:
+    """Contiguous [n_heads, n_prompts] keys of `dtype` on the codes' backend."""
+    if isinstance(codes_PH, torch.Tensor):
+        return codes_PH.T.contiguous().to(dtype)
+    return np.ascontiguousarray(codes_PH.T).astype(dtype)
+
+
+def _like(labels_P: np.ndarray, keys: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Boolean labels as 0/1 of the keys' dtype, on the keys' backend and device."""
+    if isinstance(keys, torch.Tensor):
+        return torch.from_numpy(labels_P).to(device=keys.device, dtype=keys.dtype)
+    return labels_P.astype(keys.dtype)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -141,11 +180,12 @@ def node_scores(
     normalise: bool = False,
 ) -> pd.DataFrame:
     """Per head, codes seen on positives and never on negatives (optionally / union)."""
-    codes = _as_numpy_codes(codes_PH)
+    codes = _as_codes(codes_PH)
     labels = _as_labels(is_positive_P, codes.shape[0])
     n_layers = _check_layout(codes.shape[1], n_heads_per_layer)
-    keys_HP = np.ascontiguousarray(codes.T).astype(_key_dtype(int(codes.max()) + 1))
-    pos_only, neg_only, union = _exclusive_counts(keys_HP, ~labels)
+    keys_HP = _transposed(codes, _key_dtype(int(codes.max()) + 1, codes))
+    counts = _exclusive_counts(keys_HP, _like(~labels, keys_HP))
+    pos_only, neg_only, union = map(_to_numpy, counts)
     frame = _head_frame(n_layers, n_heads_per_layer)
     frame["score"] = _ratio(pos_only, union) if normalise else pos_only.astype(np.float64)
     frame["rank"] = _rank(frame["score"])
@@ -167,7 +207,7 @@ def edge_scores(
     progress: bool = False,
 ) -> pd.DataFrame:
     """Per unordered head pair, code pairs co-occurring on positives and never on negatives."""
-    codes = _as_numpy_codes(codes_PH)
+    codes = _as_codes(codes_PH)
     labels = _as_labels(is_positive_P, codes.shape[0])
     n_prompts, n_heads = codes.shape
     n_layers = _check_layout(n_heads, n_heads_per_layer)
@@ -176,22 +216,24 @@ def edge_scores(
     if chunk_keys < n_prompts:
         raise ValueError(f"chunk_keys={chunk_keys} must be at least n_prompts={n_prompts}.")
     n_codes = int(codes.max()) + 1
-    dtype = _key_dtype(n_codes * n_codes)
-    codes_HP = np.ascontiguousarray(codes.T).astype(dtype)
-    is_negative = ~labels
+    codes_HP = _transposed(codes, _key_dtype(n_codes * n_codes, codes))
+    is_negative_P = _like(~labels, codes_HP)
     first, second = np.triu_indices(n_heads, k=1)
     n_pairs = first.size
-    pos_only = np.empty(n_pairs, dtype=np.int64)
-    neg_only = np.empty(n_pairs, dtype=np.int64)
-    union = np.empty(n_pairs, dtype=np.int64)
+    if isinstance(codes_HP, torch.Tensor):
+        first_R, second_R = (torch.from_numpy(i).to(codes_HP.device) for i in (first, second))
+        counts_3R = torch.empty(3, n_pairs, dtype=torch.int64, device=codes_HP.device)
+    else:
+        first_R, second_R = first, second
+        counts_3R = np.empty((3, n_pairs), dtype=np.int64)
     rows_per_chunk = max(1, chunk_keys // n_prompts)
     starts = range(0, n_pairs, rows_per_chunk)
     for start in tqdm(starts, desc="edge scores", disable=not progress, leave=False):
         stop = min(start + rows_per_chunk, n_pairs)
-        keys_RP = codes_HP[first[start:stop]] * dtype(n_codes) + codes_HP[second[start:stop]]
-        pos_only[start:stop], neg_only[start:stop], union[start:stop] = _exclusive_counts(
-            keys_RP, is_negative
-        )
+        keys_RP = codes_HP[first_R[start:stop]] * n_codes + codes_HP[second_R[start:stop]]
+        for row, count in enumerate(_exclusive_counts(keys_RP, is_negative_P)):
+            counts_3R[row, start:stop] = count
+    pos_only, neg_only, union = _to_numpy(counts_3R)
     head_label = pd.Categorical.from_codes(
         np.arange(n_heads), categories=head_labels(n_layers, n_heads_per_layer)
     )

@@ -2,7 +2,9 @@
 
 A head's result is `z_h @ W_O[h]` (TransformerLens `hook_result`, no `b_O`). Only `hook_z`
 is hooked; positions are reduced on z before the W_O multiplication (linearity), so the
-[batch, pos, heads, d_model] result tensor of `use_attn_result` is never built.
+[batch, pos, heads, d_model] result tensor of `use_attn_result` is never built. Each layer's
+reduction and projection run inside its hook, on that layer's device, so models split over
+several GPUs (`load_model(..., n_devices=N)`) capture without gathering W_O in one place.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ _POSITIONS = ("mean", "last", "all")
 
 @dataclass
 class HeadCapture:
-    """Per-head outputs (z_h @ W_O[h], no b_O) of a set of prompts, on CPU in float32."""
+    """Per-head outputs (z_h @ W_O[h], no b_O) of a set of prompts, in float32."""
 
     results: torch.Tensor
     """`mean`/`last`: [n_prompts, n_layers*n_heads, d_model] (`acts_PHD`). `all`:
@@ -49,8 +51,13 @@ def capture_heads(
     return_z: bool = False,
     progress: bool = True,
     attention_mask: torch.Tensor | None = None,
+    device: str | torch.device = "cpu",
 ) -> HeadCapture:
-    """Capture every head's result per prompt, reduced over positions (`mean`|`last`|`all`)."""
+    """Capture every head's result per prompt, reduced over positions (`mean`|`last`|`all`).
+
+    `device` is where `results` and `z` are returned (default CPU); pass the model's device
+    to keep them on the GPU for the SAE.
+    """
     if not isinstance(model, HookedModel):
         raise TypeError(
             f"model is a {type(model).__name__}; wrap it first with interp.load_model(model)"
@@ -73,7 +80,7 @@ def capture_heads(
             "include_bos=False); drop them or set include_bos=True"
         )
     lengths_P = mask_PS.sum(dim=1)
-    W_O_LHDM = model.model.W_O.detach().float()
+    out_device = torch.device(device)
     outputs: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
     # Longest first so that each batch carries little padding; order restored below.
     order = torch.argsort(lengths_P, descending=True, stable=True)
@@ -82,16 +89,15 @@ def capture_heads(
         width = int(mask_PS[index].nonzero()[:, 1].max()) + 1
         batch_tokens = tokens_PS[index, :width]
         batch_mask = mask_PS[index, :width]
-        z_BLHd = _batch_z(model, batch_tokens, batch_mask, keep_PS[index, :width], positions)
-        if positions == "all":
-            results = torch.einsum("bslhd,lhdm->bslhm", z_BLHd, W_O_LHDM)
-        else:
-            results = torch.einsum("blhd,lhdm->blhm", z_BLHd, W_O_LHDM)
-        z_kept = z_BLHd.flatten(-3, -2).cpu() if return_z else None
-        outputs.append((index, results.flatten(-3, -2).cpu(), z_kept))
-    results_P = _reassemble([(i, r) for i, r, _ in outputs], len(order), tokens_PS.shape[1])
+        keep_BS = keep_PS[index, :width]
+        results, z = _batch_results(
+            model, batch_tokens, batch_mask, keep_BS, positions, out_device, return_z
+        )
+        outputs.append((index, results, z))
+    max_len = tokens_PS.shape[1]
+    results_P = _reassemble([(i, r) for i, r, _ in outputs], len(order), max_len, out_device)
     z_P = (
-        _reassemble([(i, z) for i, _, z in outputs], len(order), tokens_PS.shape[1])
+        _reassemble([(i, z) for i, _, z in outputs], len(order), max_len, out_device)
         if return_z
         else None
     )
@@ -130,43 +136,55 @@ def _tokens_and_mask(
     return model.to_tokens(list(prompts_or_tokens), prepend_bos=True)
 
 
-def _batch_z(
+def _batch_results(
     model: HookedModel,
     tokens_BS: torch.Tensor,
     mask_BS: torch.Tensor,
     keep_BS: torch.Tensor,
     positions: str,
-) -> torch.Tensor:
-    """z of every layer for one batch, reduced over kept positions, in float32.
+    out_device: torch.device,
+    return_z: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Head results (and z) of one batch, reduced over kept positions, float32 on `out_device`.
 
-    Shape [batch, layers, heads, d_head], or [batch, seq, layers, heads, d_head] for `all`.
+    Shapes [batch, layers*heads, d_model] and [batch, layers*heads, d_head], or with a
+    `seq` dimension after `batch` for `all`.
     """
-    per_layer: list[torch.Tensor | None] = [None] * model.n_layers
-    count_B = keep_BS.sum(dim=1, keepdim=True).float()
+    results: list[torch.Tensor | None] = [None] * model.n_layers
+    zs: list[torch.Tensor | None] = [None] * model.n_layers
+    count_B = keep_BS.sum(dim=1).float()
     last_B = (keep_BS.long() * torch.arange(keep_BS.shape[1], device=keep_BS.device)).argmax(1)
-    rows = torch.arange(tokens_BS.shape[0], device=tokens_BS.device)
 
     def reduce(z_BSHd: torch.Tensor, hook: Any) -> None:
+        layer = hook.layer()
+        # Layers of a model split over GPUs live on different devices.
+        keep, count, last = (t.to(z_BSHd.device) for t in (keep_BS, count_B, last_B))
         # masked_fill rather than a product: values at padded positions are unspecified.
-        z_BSHd = z_BSHd.float().masked_fill(~keep_BS[:, :, None, None], 0.0)
+        z_BSHd = z_BSHd.float().masked_fill(~keep[:, :, None, None], 0.0)
         if positions == "mean":
-            reduced = z_BSHd.sum(dim=1) / count_B[:, :, None]
+            z = z_BSHd.sum(dim=1) / count[:, None, None]
         elif positions == "last":
-            reduced = z_BSHd[rows, last_B]
+            z = z_BSHd[torch.arange(len(last), device=last.device), last]
         else:
-            reduced = z_BSHd
-        per_layer[hook.layer()] = reduced
+            z = z_BSHd
+        W_O_HdM = model.model.blocks[layer].attn.W_O.float()
+        results[layer] = torch.einsum("...hd,hdm->...hm", z, W_O_HdM).to(out_device)
+        if return_z:
+            zs[layer] = z.to(out_device)
 
     hooks = [(f"blocks.{layer}.attn.hook_z", reduce) for layer in range(model.n_layers)]
     # Right-padded, fully real batches need no mask (and keep sdpa on its fast path).
     mask = None if bool(mask_BS.all()) else mask_BS
     with torch.inference_mode(), model.hooks(hooks):
         model.run(tokens_BS, mask, return_type=None)
-    return torch.stack(per_layer, dim=-3)
+    return torch.cat(results, dim=-2), torch.cat(zs, dim=-2) if return_z else None
 
 
 def _reassemble(
-    outputs: list[tuple[torch.Tensor, torch.Tensor]], n_prompts: int, max_len: int
+    outputs: list[tuple[torch.Tensor, torch.Tensor]],
+    n_prompts: int,
+    max_len: int,
+    device: torch.device,
 ) -> torch.Tensor:
     """Per-batch tensors back in prompt order; `all` captures are zero-padded to max_len."""
     first = outputs[0][1]
@@ -174,10 +192,10 @@ def _reassemble(
     shape = (
         (n_prompts, max_len, *first.shape[-2:]) if all_positions else (n_prompts, *first.shape[-2:])
     )
-    merged = torch.zeros(shape, dtype=first.dtype)
+    merged = torch.zeros(shape, dtype=first.dtype, device=device)
     for index, batch in outputs:
         if all_positions:
-            merged[index.cpu(), : batch.shape[1]] = batch
+            merged[index.to(device), : batch.shape[1]] = batch
         else:
-            merged[index.cpu()] = batch
+            merged[index.to(device)] = batch
     return merged

@@ -109,7 +109,9 @@ class _SharedState:
         if cached is None:
             n_heads = 1 if layer_mask.is_uniform else len(layer_mask.presets)
             if key_mask_BK is not None:
-                key_mask_BK = F.pad(key_mask_BK, (0, seq_len - key_mask_BK.shape[1]), value=False)
+                key_mask_BK = F.pad(
+                    key_mask_BK.to(device), (0, seq_len - key_mask_BK.shape[1]), value=False
+                )
             cached = create_block_mask(
                 layer_mask.mask_mod(device, key_mask_BK),
                 batch if key_mask_BK is not None else None,
@@ -229,7 +231,8 @@ class AttentionKernel:
             )
         allowed = self.shared.dense(self.layer_mask, q_len, k_len, q_BHQD.device)[None]
         if key_mask_BK is not None:
-            allowed = allowed & key_mask_BK[:, None, None, :]
+            # Blocks of a model split over GPUs get the mask from the first one.
+            allowed = allowed & key_mask_BK.to(allowed.device)[:, None, None, :]
         z_BHQD = F.scaled_dot_product_attention(
             q_BHQD, k_BHKD, v_BHKD, attn_mask=allowed, scale=scale, enable_gqa=gqa
         )

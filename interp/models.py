@@ -23,6 +23,7 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens import loading_from_pretrained as tl_loading
 from transformer_lens.utilities.activation_functions import softcap_enabled
 from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
+from transformer_lens.utilities.multi_gpu import get_device_for_block_index
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -30,6 +31,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from interp.fused import fuse_modules
 from interp.kernels import KERNELS, head_patterns, set_attn_kernel
 from interp.masks import LayerMask, MaskSpec
 
@@ -64,7 +66,7 @@ class HookedModel:
         attn_kernel: str = "sdpa",
         masks: MaskSpec = None,
     ):
-        self.model = model
+        self.model = fuse_modules(model)
         self.tokenizer = tokenizer if tokenizer is not None else model.tokenizer
         self.name = name or model.cfg.model_name
         self._attn_kernel = "eager"
@@ -306,33 +308,76 @@ def load_model(
     attn_kernel: str = "sdpa",
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    n_devices: int = 1,
 ) -> HookedModel:
-    """Load a Hub name, local HF checkpoint dir, HookedTransformer or organism as HookedModel."""
+    """Load a Hub name, local HF checkpoint dir, HookedTransformer or organism as HookedModel.
+
+    `n_devices > 1` splits the blocks over that many GPUs from `device` (default `cuda`):
+    weights are loaded on the CPU, then each GPU gets a contiguous run of blocks.
+    """
     if attn_kernel not in KERNELS:
         raise ValueError(f"attn_kernel={attn_kernel!r} is not one of {KERNELS}")
+    if n_devices < 1:
+        raise ValueError(f"n_devices={n_devices}: use 1 (one device) or more GPUs")
     torch_dtype = _resolve_dtype(dtype)
     if isinstance(name_or_path, HookedTransformer):
         model = name_or_path
-        if device is not None:
-            model = model.to(device, print_details=False)
         if dtype is not None:
             model = model.to(torch_dtype, print_details=False)
+        if n_devices > 1:
+            _split_layers(model, n_devices, device or "cuda")
+        elif device is not None:
+            model = model.to(device, print_details=False)
         return HookedModel(model, attn_kernel=attn_kernel)
     if not isinstance(name_or_path, str | Path):
         raise TypeError(
             f"name_or_path={name_or_path!r}: pass a model name, a directory or a HookedTransformer"
         )
     resolved_device = _resolve_device(device)
+    load_device = "cpu" if n_devices > 1 else resolved_device
     name = str(name_or_path)
     if name in ORGANISMS:
-        model, tokenizer = _load_organism(name, resolved_device, torch_dtype)
+        model, tokenizer = _load_organism(name, load_device, torch_dtype)
     elif Path(name).is_dir():
-        model, tokenizer = _load_local_dir(Path(name), resolved_device, torch_dtype)
+        model, tokenizer = _load_local_dir(Path(name), load_device, torch_dtype)
         name = Path(name).resolve().name
     else:
-        model = _load_hub(name, resolved_device, torch_dtype)
+        model = _load_hub(name, load_device, torch_dtype)
         tokenizer = model.tokenizer
+    if n_devices > 1:
+        _split_layers(model, n_devices, resolved_device)
     return HookedModel(model, tokenizer, name=name, attn_kernel=attn_kernel)
+
+
+def _split_layers(
+    model: HookedTransformer, n_devices: int, device: str | torch.device = "cuda"
+) -> HookedTransformer:
+    """Spread the blocks over `n_devices` GPUs from `device`, contiguous runs (in place).
+
+    Each block goes where TransformerLens's forward sends the residual stream
+    (`get_device_for_block_index`): embeddings on the first GPU, the final norm and the
+    unembedding with the last block. This is the layer-wise split an accelerate
+    `device_map="balanced"` gives a decoder of equal blocks.
+    """
+    base = torch.device(device)
+    available = torch.cuda.device_count() - (base.index or 0) if base.type == "cuda" else 0
+    if n_devices > available:
+        raise ValueError(
+            f"n_devices={n_devices} needs {n_devices} CUDA devices from {base}, but "
+            f"{max(available, 0)} are visible; lower n_devices or pick another device"
+        )
+    cfg = model.cfg
+    cfg.device = str(base)
+    cfg.n_devices = n_devices
+    first = get_device_for_block_index(0, cfg)
+    last = get_device_for_block_index(cfg.n_layers - 1, cfg)
+    for name, module in model.named_children():
+        if name == "blocks":
+            for index, block in enumerate(module):
+                block.to(get_device_for_block_index(index, cfg))
+        else:
+            module.to(last if name in ("ln_final", "unembed") else first)
+    return model
 
 
 def _resolve_device(device: str | torch.device | None) -> str:

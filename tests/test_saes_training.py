@@ -178,3 +178,21 @@ def test_nan_in_training_prompts_is_located() -> None:
 def test_training_config_rejects_bad_values(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         SAETrainingConfig(**kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    ("activation", "decoder_norm", "encoder_norm"),
+    [("relu", "columns", "none"), ("relu", "seed_rows", "latents"), ("topk", "columns", "none")],
+)
+def test_cuda_graph_training_matches_cpu(activation, decoder_norm, encoder_norm) -> None:
+    """The CUDA-graph loop (warm-up steps, then replays) trains like the eager CPU loop."""
+    acts = _acts()
+    config = dataclasses.replace(
+        TINY, activation=activation, decoder_norm=decoder_norm, encoder_norm=encoder_norm
+    )
+    cpu = train_discrete_sae(acts, config, seed=3, quiet=True)
+    gpu = train_discrete_sae(acts.cuda(), config, seed=3, quiet=True)
+    for name, value in cpu.state_dict().items():
+        torch.testing.assert_close(gpu.state_dict()[name].cpu(), value, atol=1e-5, rtol=1e-4)
+    assert torch.equal(saes.codes(gpu, acts.cuda()).cpu(), saes.codes(cpu, acts))

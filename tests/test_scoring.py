@@ -212,3 +212,26 @@ def test_default_edge_head_ranking_matches_seed_code_without_boundary_ties() -> 
         np.testing.assert_array_equal(heads["score"].to_numpy() * 2, reference)
         compared += 1
     assert compared >= 20
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.int64, (6, 9), elements=st.integers(0, 5)))
+def test_exclusive_counts_torch_equals_numpy(keys_RP: np.ndarray) -> None:
+    from circuits.scoring import _exclusive_counts
+
+    is_negative_P = np.array([0, 1, 0, 1, 1, 0, 0, 1, 0], dtype=np.int64)
+    expected = _exclusive_counts(keys_RP.copy(), is_negative_P)
+    got = _exclusive_counts(torch.from_numpy(keys_RP), torch.from_numpy(is_negative_P))
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_array_equal(have.numpy(), want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_scores_on_cuda_equal_cpu() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 12, size=(40, 12))
+    positive = np.arange(40) < 20
+    for score in (node_scores, edge_scores):
+        cpu = score(codes, positive, 4)
+        cuda = score(torch.from_numpy(codes).cuda(), positive, 4)
+        pd.testing.assert_frame_equal(cuda, cpu)

@@ -9,9 +9,7 @@ right-padded) and returns a `BaselineResult`: one score per head, layer-major
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -23,6 +21,7 @@ from transformer_lens.utilities.activation_functions import apply_softcap
 
 from circuits.scoring import head_labels
 from circuits.tasks import Task, TaskData
+from circuits.timing import timed
 from interp import HookedModel
 
 __all__ = [
@@ -146,20 +145,6 @@ def run_blocks(
         # Shortformer adds position embeddings to every layer's q/k input, not the residual.
         extra["shortformer_pos_embed"] = ht.pos_embed(tokens_BS)
     return ht(resid_BSD, start_at_layer=start_layer, stop_at_layer=ht.cfg.n_layers, **extra)
-
-
-@contextmanager
-def timed(seconds: dict[str, float], stage: str, device: torch.device) -> Iterator[None]:
-    """Add the wall time of the block to `seconds[stage]` (CUDA work synchronised)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds[stage] = seconds.get(stage, 0.0) + time.perf_counter() - start
 
 
 @dataclass(frozen=True)
