@@ -1,17 +1,20 @@
 """Per-head capture speed and peak memory of the eager, sdpa and flex attention kernels.
 
-A random-weight GPT-2-small-shaped model (12 layers, 12 heads, d_model 768; vocabulary
-shrunk, which does not touch attention) captures mean-pooled head results for random
-full-length prompts. Each (device, kernel, seq_len) case runs in a fresh process so that
-peak memory is its own: on CUDA `torch.cuda.max_memory_allocated` above the loaded model,
-on CPU the growth of the process's peak resident set (ru_maxrss) above the loaded model.
-Times are medians of `--repeats` runs after `--warmup` runs (flex compiles in warm-up).
+A random-weight model of a real shape (`--shape`, default GPT-2 small: 12 layers, 12 heads,
+d_model 768; vocabulary shrunk, which does not touch attention; context widened to the
+longest sequence) captures mean-pooled head results for random full-length prompts, with
+the same `hook_z` hooks under every kernel. Each (device, dtype, kernel, seq_len) case runs
+in a fresh process so that peak memory is its own: on CUDA `torch.cuda.max_memory_allocated`
+above the loaded model, on CPU the growth of the process's peak resident set (ru_maxrss)
+above the loaded model. Times are medians of `--repeats` runs after `--warmup` runs (flex
+compiles in warm-up); on CUDA each run is timed with events after a synchronise.
 
 On CPU, flex's compiled kernels bring a second OpenMP thread pool whose busy-waiting
 threads starve ATen's matmuls on small machines (measured: 2-5x slower, erratic), so the
 cases run with OMP_WAIT_POLICY=PASSIVE unless `--omp-wait-policy inherit` is given.
 
     python benchmarks/bench_capture.py --out results/bench_capture.json
+    python benchmarks/bench_capture.py --devices cuda --seq-lens 2048 --dtypes bfloat16
 """
 
 from __future__ import annotations
@@ -22,16 +25,11 @@ import multiprocessing
 import os
 import platform
 import resource
-import statistics
-import sys
-import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,8 @@ class Case:
     """One measurement: a kernel at a sequence length on a device."""
 
     device: str
+    dtype: str
+    shape: str
     kernel: str
     seq_len: int
     n_prompts: int
@@ -46,30 +46,8 @@ class Case:
     warmup: int
     repeats: int
     d_vocab: int
+    n_ctx: int
     seed: int
-
-
-def _build_model(case: Case):
-    """The random GPT-2-small-shaped HookedModel of a case."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from interp import HookedModel
-
-    cfg = HookedTransformerConfig(
-        n_layers=12,
-        n_heads=12,
-        d_model=768,
-        d_head=64,
-        d_mlp=3072,
-        n_ctx=1024,
-        d_vocab=case.d_vocab,
-        act_fn="gelu_new",
-        normalization_type="LN",
-        device=case.device,
-        seed=case.seed,
-    )
-    model = HookedTransformer(cfg).eval().requires_grad_(False)
-    return HookedModel(model, name="gpt2-small-shaped-random", attn_kernel=case.kernel)
 
 
 def _peak_bytes(device: str) -> int:
@@ -81,40 +59,40 @@ def _peak_bytes(device: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def _synchronize(device: str) -> None:
-    """Wait for queued GPU work so wall-clock times are complete."""
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 def run_case(case: Case) -> dict:
     """Time capture_heads for one case (call in a fresh process for clean peak memory)."""
     warnings.filterwarnings("ignore")
+    from common import median_seconds, random_model, timed
+
     from interp import capture_heads
 
-    model = _build_model(case)
+    model = random_model(
+        case.shape,
+        device=case.device,
+        dtype=getattr(torch, case.dtype),
+        attn_kernel=case.kernel,
+        seed=case.seed,
+        d_vocab=case.d_vocab,
+        n_ctx=case.n_ctx,
+    )
     generator = torch.Generator().manual_seed(case.seed)
     tokens = torch.randint(0, case.d_vocab, (case.n_prompts, case.seq_len), generator=generator)
-    _synchronize(case.device)
-    if case.device.startswith("cuda"):
+    cuda = case.device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize(case.device)
         torch.cuda.reset_peak_memory_stats(case.device)
-    baseline = _peak_bytes(case.device)
-    if case.device.startswith("cuda"):
         baseline = torch.cuda.memory_allocated(case.device)
+    else:
+        baseline = _peak_bytes(case.device)
 
-    def capture() -> float:
-        _synchronize(case.device)
-        start = time.perf_counter()
+    def capture() -> None:
         capture_heads(model, tokens, batch_size=case.batch_size, progress=False)
-        _synchronize(case.device)
-        return time.perf_counter() - start
 
-    warmup_s = [capture() for _ in range(case.warmup)]
-    times_s = [capture() for _ in range(case.repeats)]
-    median_s = statistics.median(times_s)
+    first_s, _ = timed(capture, case.device)  # the first warm-up run (flex compiles here)
+    median_s, times_s = median_seconds(capture, case.device, case.warmup - 1, case.repeats)
     return {
         **asdict(case),
-        "warmup_s": warmup_s,
+        "first_run_s": first_s,
         "times_s": times_s,
         "median_s": median_s,
         "tokens_per_s": case.n_prompts * case.seq_len / median_s,
@@ -135,18 +113,18 @@ def _run_isolated(case: Case) -> dict:
 def _table(rows: list[dict]) -> str:
     """A plain-text table of the measurements."""
     header = (
-        f"{'device':<7}{'seq':>6}{'kernel':>8}{'prompts':>9}{'median s':>11}"
+        f"{'device':<7}{'dtype':>9}{'seq':>6}{'kernel':>8}{'prompts':>9}{'median s':>11}"
         f"{'tok/s':>10}{'peak MiB':>10}{'1st run s':>11}"
     )
     lines = [header, "-" * len(header)]
     for row in rows:
+        case = f"{row['device']:<7}{row['dtype']:>9}{row['seq_len']:>6}{row['kernel']:>8}"
         if "error" in row:
-            lines.append(f"{row['device']:<7}{row['seq_len']:>6}{row['kernel']:>8}  {row['error']}")
+            lines.append(f"{case}  {row['error']}")
             continue
         lines.append(
-            f"{row['device']:<7}{row['seq_len']:>6}{row['kernel']:>8}{row['n_prompts']:>9}"
-            f"{row['median_s']:>11.3f}{row['tokens_per_s']:>10.0f}"
-            f"{row['peak_extra_mib']:>10.1f}{row['warmup_s'][0]:>11.2f}"
+            f"{case}{row['n_prompts']:>9}{row['median_s']:>11.3f}{row['tokens_per_s']:>10.0f}"
+            f"{row['peak_extra_mib']:>10.1f}{row['first_run_s']:>11.2f}"
         )
     return "\n".join(lines)
 
@@ -154,7 +132,9 @@ def _table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run every case, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", default="gpt2-small", help="a shape of benchmarks/common.py")
     parser.add_argument("--seq-lens", type=int, nargs="+", default=[128, 1024])
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], help="e.g. float32 bfloat16")
     parser.add_argument("--kernels", nargs="+", default=["eager", "sdpa", "flex"])
     parser.add_argument(
         "--devices", nargs="+", default=["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
@@ -162,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cpu-prompts", type=int, default=2, help="prompts per CPU case")
     parser.add_argument("--cuda-prompts", type=int, default=64, help="prompts per CUDA case")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs first (>= 1)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--d-vocab", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=0)
@@ -177,24 +157,30 @@ def main(argv: list[str] | None = None) -> None:
         # Spawned children inherit the variable before their OpenMP runtimes start.
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy
 
+    if args.warmup < 1:
+        parser.error("--warmup must be at least 1 (the first run compiles flex)")
     rows = []
     for device in args.devices:
         n_prompts = args.cuda_prompts if device.startswith("cuda") else args.cpu_prompts
-        for seq_len in args.seq_lens:
-            for kernel in args.kernels:
-                case = Case(
-                    device=device,
-                    kernel=kernel,
-                    seq_len=seq_len,
-                    n_prompts=n_prompts,
-                    batch_size=min(args.batch_size, n_prompts),
-                    warmup=args.warmup,
-                    repeats=args.repeats,
-                    d_vocab=args.d_vocab,
-                    seed=args.seed,
-                )
-                rows.append(_run_isolated(case))
-                print(_table(rows[-1:]).splitlines()[-1], flush=True)
+        for dtype in args.dtypes:
+            for seq_len in args.seq_lens:
+                for kernel in args.kernels:
+                    case = Case(
+                        device=device,
+                        dtype=dtype,
+                        shape=args.shape,
+                        kernel=kernel,
+                        seq_len=seq_len,
+                        n_prompts=n_prompts,
+                        batch_size=min(args.batch_size, n_prompts),
+                        warmup=args.warmup,
+                        repeats=args.repeats,
+                        d_vocab=args.d_vocab,
+                        n_ctx=max(args.seq_lens),
+                        seed=args.seed,
+                    )
+                    rows.append(_run_isolated(case))
+                    print(_table(rows[-1:]).splitlines()[-1], flush=True)
     print()
     print(_table(rows))
     environment = {
@@ -204,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         "cpu_threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "model": "random GPT-2-small shape: 12 layers, 12 heads, d_model 768",
+        "model": f"random {args.shape} shape, context {max(args.seq_lens)}",
         "memory": "CUDA: max_memory_allocated above the loaded model; "
         "CPU: growth of peak RSS above the loaded model",
     }
