@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from circuits.cli import build_parser, field_docs, main
+from circuits.cli import BUILTIN_TASKS, build_parser, field_docs, main
 from circuits.pipeline import CaptureConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -161,6 +161,28 @@ def test_every_method_end_to_end(tiny_gpt2_dir, tmp_path, capsys) -> None:
     assert all(method in printed for method in methods)
 
 
+@pytest.mark.parametrize("task", BUILTIN_TASKS)
+def test_reproduce_on_the_organisms_with_every_method(task: str, tmp_path, capsys) -> None:
+    """Per task, the CI-sized `circuits reproduce all --model organisms --methods ...`."""
+    from interp.models import ORGANISMS_DIR
+
+    folder = ORGANISMS_DIR / f"organism-{task}"
+    if not (folder / "model.safetensors").is_file():
+        pytest.skip(f"organism-{task} is not installed in {folder}")
+    out = tmp_path / "out"
+    options = ["--n-prompts", "40", "--faithfulness-prompts", "20", "--n-random-circuits", "2"]
+    argv = ["reproduce", task, "--methods", ALL_METHODS, "--trials", "2", "--quiet"]
+    assert main([*argv, *options, "--out", str(out)]) == 0
+    results = json.loads((out / task / f"organism-{task}" / "results.json").read_text())
+    assert results["ground_truth"]["variant"] == "organism"
+    assert list(results["methods"]) == ALL_METHODS.split(",")
+    patching = results["methods"]["activation-patching"]["node"]
+    assert patching["roc_auc"]["mean"] >= 0.9  # the organisms' circuits are causal
+    files = {p.name for p in (out / task / f"organism-{task}").iterdir()}
+    assert {"roc.png", "heads.png", "scores.csv"} <= files
+    assert f"organism-{task}" in capsys.readouterr().out
+
+
 def test_tasks_lists_builtin_tasks_with_examples(capsys) -> None:
     assert main(["tasks"]) == 0
     printed = capsys.readouterr().out
@@ -177,6 +199,7 @@ def test_tasks_lists_builtin_tasks_with_examples(capsys) -> None:
         ["reproduce", "ioi", "--threshold-rule", "median"],
         ["reproduce", "ioi", "--n-prompts", "7"],
         ["reproduce", "ioi", "--model", "no-such-model-anywhere", "--quiet"],
+        ["reproduce", "all", "--model", "no-such-model-anywhere", "--quiet"],
         ["reproduce", "ioi", "--methods", "sae,nope", "--quiet"],
         ["reproduce", "ioi", "--device", "nonsense"],
         ["reproduce", "ioi", "--device", "cuda:99"],
