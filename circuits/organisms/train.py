@@ -44,7 +44,6 @@ from circuits import tasks
 from circuits.organisms.causal import GRAPHS, CausalGraph
 from circuits.organisms.tokenizer import TASKS, build_tokenizer, save_tokenizer
 from circuits.organisms.verify import ground_truth, verify
-from circuits.tasks.docstring import DocstringTask
 from interp import HookedModel
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "interp" / "organisms"
@@ -143,16 +142,12 @@ def tokenize(tokenizer: PreTrainedTokenizerFast, prompts: Sequence[str]) -> list
     return [[tokenizer.bos_token_id, *row] for row in ids]
 
 
-def build_pool(
-    datas: Sequence[tasks.TaskData], tokenizer: PreTrainedTokenizerFast, n_ctx: int
-) -> Pool:
-    """All prompts as one padded tensor with their answer positions: positives first, then
-    negatives, then corrupted prompts (each block in the order of `datas`)."""
+def build_pool(data: tasks.TaskData, tokenizer: PreTrainedTokenizerFast, n_ctx: int) -> Pool:
+    """All prompts of the task data as one padded tensor with their answer positions."""
     rows, kinds = [], []
-    for kind, field in enumerate(("positives", "negatives", "corrupted")):
-        for data in datas:
-            rows += tokenize(tokenizer, getattr(data, field))
-            kinds += [kind] * len(data)
+    for kind, prompts in enumerate((data.positives, data.negatives, data.corrupted)):
+        rows += tokenize(tokenizer, prompts)
+        kinds += [kind] * len(prompts)
     width = max(len(r) for r in rows)
     if width > n_ctx:
         raise ValueError(f"task prompts have {width} tokens but n_ctx={n_ctx}; raise n_ctx.")
@@ -193,25 +188,6 @@ def random_sequences(
     return torch.stack(rows)
 
 
-DOCSTRING_LAYOUTS = tuple((prefix, suffix) for prefix in range(4) for suffix in range(3))
-"""(def args before, def args after) the documented ones in docstring training prompts."""
-
-
-def training_tasks(task: str) -> list[tasks.Task]:
-    """Task generators of the training prompts.
-
-    Docstring prompts mix def-line layouts (`DOCSTRING_LAYOUTS`; the task's default is 2 before,
-    1 after) so that the answer's position varies, as in real code: with one layout a head can
-    copy the answer from a fixed position instead of matching argument names.
-    """
-    if task != "docstring":
-        return [tasks.get(task)]
-    return [
-        DocstringTask(n_def_prefix=prefix, n_def_suffix=suffix)
-        for prefix, suffix in DOCSTRING_LAYOUTS
-    ]
-
-
 class Trainer:
     """One organism's SIIT training state: model, graph, prompt pool, optimiser, generator."""
 
@@ -222,12 +198,8 @@ class Trainer:
         self.quiet = quiet
         self.tokenizer = build_tokenizer(config.task)
         self.graph: CausalGraph = GRAPHS[config.task](self.tokenizer.get_vocab())
-        variants = training_tasks(config.task)
-        datas = [
-            task.generate(self.tokenizer, n=config.n_prompts // len(variants), seed=config.seed + i)
-            for i, task in enumerate(variants)
-        ]
-        self.pool = build_pool(datas, self.tokenizer, config.n_ctx)
+        data = tasks.get(config.task).generate(self.tokenizer, n=config.n_prompts, seed=config.seed)
+        self.pool = build_pool(data, self.tokenizer, config.n_ctx)
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         self.cfg_dict = model_config(config, len(self.tokenizer))
