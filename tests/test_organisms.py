@@ -21,6 +21,8 @@ from circuits.organisms.verify import (
 from interp import ORGANISMS, load_model
 from interp.models import ORGANISMS_DIR
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TASK_OF = {f"organism-{task}": task for task in GRAPHS}
 SHIPPED = [name for name in ORGANISMS if (ORGANISMS_DIR / name / "model.safetensors").is_file()]
 FALLS_SHORT = {
@@ -41,7 +43,13 @@ def shipped(name: str) -> tuple[object, dict]:
 def organism(request: pytest.FixtureRequest) -> tuple[str, object, dict, dict]:
     name = request.param
     model, stored = shipped(name)
-    recomputed = verify(model, TASK_OF[name], [tuple(h) for h in _heads(stored["circuit"])])
+    # One thread: on a loaded machine tiny ops otherwise wait for a descheduled one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        recomputed = verify(model, TASK_OF[name], [tuple(h) for h in _heads(stored["circuit"])])
+    finally:
+        torch.set_num_threads(threads)
     return name, model, stored, recomputed
 
 
