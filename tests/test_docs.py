@@ -1,9 +1,11 @@
-"""The API reference builds from the docstrings (pdoc, offline)."""
+"""The API reference builds from the docstrings (pdoc, offline); the README example runs."""
 
 from __future__ import annotations
 
 import runpy
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -15,3 +17,13 @@ def test_api_docs_build(tmp_path: Path) -> None:
     for name in names:
         assert (tmp_path / (name.replace(".", "/") + ".html")).is_file(), name
     assert 'id="score"' in (tmp_path / "circuits.html").read_text(encoding="utf-8")
+
+
+def test_readme_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})
+    assert "node ROC AUC" in capsys.readouterr().out
