@@ -27,10 +27,9 @@ from circuits.baselines.common import (
     BaselineResult,
     PatchBatch,
     answer_logits,
+    batches_and_mean_z,
     check_ablation,
     config_dict,
-    make_batches,
-    mean_corrupted_z,
     reference_z,
     run_blocks,
     timed,
@@ -64,12 +63,9 @@ def activation_patching(
     config = config or ActivationPatchingConfig()
     seconds: dict[str, float] = {}
     device = model.device
-    with timed(seconds, "tokenize", device):
-        batches = make_batches(model, task, data, config.batch_size)
-    mean_z = None
-    if config.ablation == "mean":
-        with timed(seconds, "reference", device):
-            mean_z = mean_corrupted_z(model, batches)
+    batches, mean_z = batches_and_mean_z(
+        model, task, data, config.batch_size, config.ablation, seconds
+    )
     effects_H = torch.zeros(model.n_layers * model.n_heads, dtype=torch.float64)
     for batch in tqdm(batches, desc="activation patching", disable=config.quiet, leave=False):
         with timed(seconds, "clean_forward", device):

@@ -24,10 +24,9 @@ from circuits.baselines.common import (
     BaselineResult,
     PatchBatch,
     answer_logits,
+    batches_and_mean_z,
     check_ablation,
     config_dict,
-    make_batches,
-    mean_corrupted_z,
     reference_z,
     timed,
 )
@@ -60,12 +59,9 @@ def attribution_patching(
     config = config or AttributionPatchingConfig()
     seconds: dict[str, float] = {}
     device = model.device
-    with timed(seconds, "tokenize", device):
-        batches = make_batches(model, task, data, config.batch_size)
-    mean_z = None
-    if config.ablation == "mean":
-        with timed(seconds, "reference", device):
-            mean_z = mean_corrupted_z(model, batches)
+    batches, mean_z = batches_and_mean_z(
+        model, task, data, config.batch_size, config.ablation, seconds
+    )
     n_layers, n_heads = model.n_layers, model.n_heads
     effects_H = torch.zeros(n_layers * n_heads, dtype=torch.float64)
     for batch in tqdm(batches, desc="attribution patching", disable=config.quiet, leave=False):

@@ -31,6 +31,7 @@ __all__ = [
     "BaselineResult",
     "PatchBatch",
     "answer_logits",
+    "batches_and_mean_z",
     "check_ablation",
     "config_dict",
     "layer_z",
@@ -258,6 +259,23 @@ def mean_corrupted_z(model: HookedModel, batches: list[PatchBatch]) -> list[torc
         counts_S[: batch.mask_BS.shape[1]] += batch.mask_BS.sum(0)
     assert sums is not None  # make_batches never returns an empty list
     return [s / counts_S.clamp(min=1)[:, None, None] for s in sums]
+
+
+def batches_and_mean_z(
+    model: HookedModel,
+    task: Task,
+    data: TaskData,
+    batch_size: int,
+    ablation: Ablation,
+    seconds: dict[str, float],
+) -> tuple[list[PatchBatch], list[torch.Tensor] | None]:
+    """Prompt-pair batches and, for mean ablation, the mean corrupted `z` (both timed)."""
+    with timed(seconds, "tokenize", model.device):
+        batches = make_batches(model, task, data, batch_size)
+    if ablation != "mean":
+        return batches, None
+    with timed(seconds, "reference", model.device):
+        return batches, mean_corrupted_z(model, batches)
 
 
 def reference_z(
