@@ -26,7 +26,6 @@ import functools
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,41 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from common import random_model
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from circuits import baselines, tasks  # noqa: E402
-from circuits.baselines.acdc import circuit_loss  # noqa: E402
-from circuits.baselines.common import make_batches, timed  # noqa: E402
-from circuits.pipeline import MethodContext, default_config, run_trials  # noqa: E402
-from interp import HookedModel  # noqa: E402
-from tests.conftest import build_gpt2_tokenizer  # noqa: E402
+from circuits import baselines, tasks
+from circuits.baselines.acdc import circuit_loss
+from circuits.baselines.common import make_batches, timed
+from circuits.pipeline import MethodContext, default_config, run_trials
+from interp import HookedModel
 
 FULL_METHODS = ("activation-patching", "attribution-patching", "eap", "hisp")
-
-
-def gpt2_small_shaped(device: str, seed: int) -> HookedModel:
-    """A random HookedTransformer with GPT-2 small's shape and the GPT-2 tokenizer."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    tokenizer = build_gpt2_tokenizer()
-    config = HookedTransformerConfig(
-        n_layers=12,
-        n_heads=12,
-        d_model=768,
-        d_head=64,
-        d_mlp=3072,
-        n_ctx=1024,
-        d_vocab=len(tokenizer),
-        act_fn="gelu_new",
-        normalization_type="LN",
-        seed=seed,
-        device=device,
-    )
-    model = HookedTransformer(config).eval()
-    model.requires_grad_(False)
-    return HookedModel(model, tokenizer, name="random-gpt2-small-shape", attn_kernel="sdpa")
 
 
 def forward_seconds(model: HookedModel, batches: list[Any]) -> tuple[float, float]:
@@ -176,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    model = gpt2_small_shaped(device, args.seed)
+    model = random_model("gpt2-small", device=device, seed=args.seed)
     task = tasks.get("ioi")
     data = task.generate(model.tokenizer, n=args.n_prompts, seed=args.seed)
     forward, forward_cpu = forward_seconds(model, make_batches(model, task, data, args.batch_size))

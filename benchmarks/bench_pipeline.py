@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 import tracemalloc
 from dataclasses import replace
@@ -29,40 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def gpt2_small_shaped_model(seed: int) -> object:
-    """A random HookedTransformer shaped like GPT-2 small, with the real GPT-2 tokenizer."""
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from interp import load_model
-
-    sys.path.insert(0, str(REPO))
-    from tests.conftest import build_gpt2_tokenizer
-
-    tokenizer = build_gpt2_tokenizer()
-    cfg = HookedTransformerConfig(
-        n_layers=12,
-        n_heads=12,
-        d_model=768,
-        d_head=64,
-        d_mlp=3072,
-        n_ctx=1024,
-        d_vocab=len(tokenizer),
-        act_fn="gelu_new",
-        normalization_type="LN",
-        seed=seed,
-    )
-    model = HookedTransformer(cfg)
-    model.eval()
-    tokenizer.pad_token = tokenizer.eos_token
-    model.tokenizer = tokenizer
-    hooked = load_model(model, attn_kernel="sdpa")
-    hooked.name = "random-gpt2-small-shape"
-    return hooked
-
+from common import random_model
 
 # Stages that the issue-9 target counts: capture + SAE + node and edge scores + evaluation.
 PIPELINE_STAGES = ("capture", "sae", "codes", "node_scoring", "edge_scoring", "evaluation")
@@ -93,7 +59,7 @@ def bench_pipeline(n_prompts: int, seed: int, faithfulness: bool, repeats: int) 
     from circuits import tasks
     from circuits.pipeline import default_config, prepare, run_trials
 
-    model = gpt2_small_shaped_model(seed)
+    model = random_model("gpt2-small", seed=seed)
     config = default_config("ioi")
     config = replace(
         config,
