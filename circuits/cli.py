@@ -217,26 +217,43 @@ def _versions() -> dict[str, str]:
 # --- running one task ---------------------------------------------------------------------
 
 
-def _ground_truth(
-    task: Task, model: HookedModel, model_arg: str, args: argparse.Namespace
-) -> GroundTruth | None:
-    """Organism -> its own ground truth; a file -> that file; else the task's published one."""
+def _ground_truth(task: Task, model: HookedModel, args: argparse.Namespace) -> GroundTruth | None:
+    """A file -> that file; a model with its own circuit (an organism, a shipped reference
+    such as smollm2-135m's) -> that one; else the task's published one (GPT-2)."""
     from circuits import ground_truth as ground_truths
 
     if getattr(args, "ground_truth_file", None):
         return ground_truths.load_file(args.ground_truth_file)
-    if model_arg == ORGANISMS:
-        from interp.models import ORGANISMS_DIR
-
-        path = ORGANISMS_DIR / model.name / "ground_truth.json"
-        if path.is_file():
-            return ground_truths.load_file(path)
+    variant = getattr(args, "ground_truth", None)
+    own = _own_ground_truth(task, model)
+    if own is not None:
+        if variant is not None:
+            raise UsageError(
+                f"--ground-truth {variant} is a published circuit of GPT-2 / attn-only-4l; "
+                f"{model.name} has its own {task.name} circuit ({own.variant}), used by "
+                "default. Drop --ground-truth, or pass --ground-truth-file FILE."
+            )
+        return own
     try:
-        return task.ground_truth(getattr(args, "ground_truth", None))
+        return task.ground_truth(variant)
     except ValueError:
         if args.command == "score":
             return None
         raise
+
+
+def _own_ground_truth(task: Task, model: HookedModel) -> GroundTruth | None:
+    """The organism's ground truth or the shipped reference of this task on this model."""
+    from circuits import ground_truth as ground_truths
+    from circuits.references import reference_path
+    from interp import ORGANISMS as ORGANISM_NAMES
+    from interp import ORGANISMS_DIR
+
+    if model.name in ORGANISM_NAMES:
+        truth = ground_truths.load_file(ORGANISMS_DIR / model.name / "ground_truth.json")
+        return truth if truth.task == task.name else None
+    path = reference_path(task.name, model.name)
+    return ground_truths.load_file(path) if path.is_file() else None
 
 
 def _truth_mask(ground_truth: GroundTruth | None, model: HookedModel) -> np.ndarray | None:
@@ -280,7 +297,7 @@ def run_task(
         progress=progress,
     )
     model = context.model
-    ground_truth = _ground_truth(task, model, args.model, args)
+    ground_truth = _ground_truth(task, model, args)
     truth_H = _truth_mask(ground_truth, model)
     all_trials = {
         method: run_trials(
@@ -480,9 +497,10 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_model: str | No
         "--model",
         default=default_model,
         required=default_model is None,
-        help="'organisms' (each task's shipped organism with its own ground truth), a Hub "
-        "name (gpt2, attn-only-4l, ...) or a local Hugging Face checkpoint directory"
-        + (f" (default: {default_model})" if default_model else ""),
+        help="'organisms' (each task's shipped organism with its own ground truth), "
+        "'smollm2-135m' (the offline real model, with shipped reference circuits), a Hub "
+        "name (gpt2, attn-only-4l, owner/repo, ...) or a local Hugging Face checkpoint "
+        "directory" + (f" (default: {default_model})" if default_model else ""),
     )
     parser.add_argument(
         "--methods",
@@ -556,8 +574,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]
     reproduce.add_argument(
         "--ground-truth",
         choices=["acdc", "paper"],
-        default="acdc",
-        help="published ground truth for Hub / local models (default: acdc)",
+        default=None,
+        help="published GPT-2 / attn-only-4l circuit to evaluate against (default: the "
+        "model's own circuit where one is shipped, organisms and smollm2-135m; else acdc)",
     )
     destinations = add_config_options(reproduce)
     score = commands.add_parser("score", help="score a user task from a JSON/YAML file")

@@ -6,7 +6,9 @@ and position) replaced on the task's clean prompts (the positives) by either
   (prompts are right-padded, so position ``s`` is the ``s``-th real token of each prompt;
   positions no reference prompt reaches get the head's mean over all positions), or
 - ``resample``: the ``z`` of a corrupted prompt of the same token length drawn at random for
-  each clean prompt (one draw per call, shared by every circuit compared).
+  each clean prompt (one draw per call, shared by every circuit compared), or
+- ``counterfactual``: the ``z`` of the clean prompt's own paired corrupted prompt (MIB's and
+  ACDC's ablation: positions line up, only the task-relevant tokens differ).
 
 The fraction kept is ``metric(circuit) / metric(full model)``; ``kept_normalised`` is
 ``(metric(circuit) - metric(empty)) / (metric(full) - metric(empty))``, where the empty circuit
@@ -28,8 +30,8 @@ from interp import HookedModel
 
 __all__ = ["ABLATIONS", "Ablation", "CircuitAblator", "faithfulness_report"]
 
-Ablation = Literal["mean", "resample"]
-ABLATIONS: tuple[str, ...] = ("mean", "resample")
+Ablation = Literal["mean", "resample", "counterfactual"]
+ABLATIONS: tuple[str, ...] = ("mean", "resample", "counterfactual")
 _KEPT_KEYS = ("metric", "kept", "kept_normalised")
 
 
@@ -43,7 +45,7 @@ class _Reference:
     overall_LHd: torch.Tensor | None
     """Per-layer mean z over all real positions, for positions past the reference's end."""
     donors: list[int] | None
-    """For each clean prompt, the corrupted prompt whose z it receives (``resample`` only)."""
+    """For each clean prompt, the corrupted prompt whose z it receives (donor ablations)."""
 
 
 def _z_of(model: HookedModel, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,14 +96,16 @@ def _pad_positions(x_LSHd: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(x_LSHd, (0, 0, 0, 0, 0, width - x_LSHd.shape[1]))
 
 
-def _resample_reference(lengths: Sequence[int], seed: int) -> _Reference:
+def _donor_reference(ablation: str, lengths: Sequence[int], seed: int) -> _Reference:
+    if ablation == "counterfactual":
+        return _Reference(ablation, None, None, list(range(len(lengths))))
     rng = np.random.default_rng(seed)
     by_length: dict[int, list[int]] = {}
     for i, length in enumerate(lengths):
         by_length.setdefault(length, []).append(i)
     # Donors share the clean prompt's token length, so positions line up exactly.
     donors = [int(rng.choice(by_length[length])) for length in lengths]
-    return _Reference("resample", None, None, donors)
+    return _Reference(ablation, None, None, donors)
 
 
 def _replacement_LBSHd(
@@ -111,8 +115,7 @@ def _replacement_LBSHd(
     indices: list[int],
     width: int,
 ) -> torch.Tensor:
-    if reference.ablation == "resample":
-        assert reference.donors is not None
+    if reference.donors is not None:
         z_LBSHd, _ = _z_of(model, [data.corrupted[reference.donors[i]] for i in indices])
         return z_LBSHd[:, :, :width]
     assert reference.mean_LSHd is not None and reference.overall_LHd is not None
@@ -208,7 +211,7 @@ class CircuitAblator:
         self._reference = (
             _mean_reference(model, data.corrupted, batch_size, progress)
             if ablation == "mean"
-            else _resample_reference(data.lengths, seed)
+            else _donor_reference(ablation, data.lengths, seed)
         )
         self.full_metric = self.metric(np.ones(self.n_heads, dtype=bool))
         self.empty_metric = self.metric(np.zeros(self.n_heads, dtype=bool))

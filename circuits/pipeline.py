@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from circuits import tasks as task_registry
 from circuits.evaluation import ThresholdRule, evaluate
-from circuits.faithfulness import Ablation, CircuitAblator
+from circuits.faithfulness import ABLATIONS, Ablation, CircuitAblator
 from circuits.ground_truth import GroundTruth
 from circuits.scoring import DEFAULT_CHUNK_KEYS, edge_scores, heads_from_edges, node_scores
 from circuits.tasks import Task, TaskData, UserTask
@@ -116,8 +116,8 @@ class EvaluationConfig:
     faithfulness: bool = True
     """Ablate the heads outside the found circuit, the ground truth and random circuits."""
     ablation: Ablation = "mean"
-    """Faithfulness ablation: `mean` z over the corrupted prompts, or `resample` z from a
-    random corrupted prompt of the same length."""
+    """Faithfulness ablation: `mean` z over the corrupted prompts, `resample` z from a
+    random corrupted prompt of the same length, or `counterfactual` z from the paired one."""
     n_random_circuits: int = 5
     """Random circuits (of the found circuit's size) ablated for comparison."""
     faithfulness_prompts: int = 100
@@ -128,8 +128,8 @@ class EvaluationConfig:
             raise ValueError(
                 f"threshold_rule={self.threshold_rule!r}; use 'otsu' or 'largest_gap'."
             )
-        if self.ablation not in ("mean", "resample"):
-            raise ValueError(f"ablation={self.ablation!r}; use 'mean' or 'resample'.")
+        if self.ablation not in ABLATIONS:
+            raise ValueError(f"ablation={self.ablation!r}; use one of {', '.join(ABLATIONS)}.")
         if self.n_random_circuits < 0 or self.faithfulness_prompts < 1:
             raise ValueError(
                 f"n_random_circuits={self.n_random_circuits} must be >= 0 and "

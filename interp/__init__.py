@@ -2,6 +2,7 @@
 
 from interp.capture import HeadCapture, capture_heads
 from interp.kernels import KERNELS
+from interp.loading import load_model
 from interp.masks import (
     LayerMask,
     MaskPreset,
@@ -11,11 +12,12 @@ from interp.masks import (
     sink_window,
     sliding_window,
 )
-from interp.models import ORGANISMS, HookedModel, ModelNotAvailableError, load_model
+from interp.models import ORGANISMS, ORGANISMS_DIR, HookedModel, ModelNotAvailableError
 
 __all__ = [
     "KERNELS",
     "ORGANISMS",
+    "ORGANISMS_DIR",
     "HeadCapture",
     "HookedModel",
     "LayerMask",

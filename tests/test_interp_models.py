@@ -71,7 +71,7 @@ def test_offline_hub_name_raises_one_clear_error(monkeypatch, tmp_path) -> None:
     # huggingface_hub reads the variable at import time; mirror it in its constant.
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # empty cache
-    with pytest.raises(ModelNotAvailableError, match=r"gpt2.*load_model\(DIR\)") as info:
+    with pytest.raises(ModelNotAvailableError, match=r"gpt2.*--model DIR") as info:
         load_model("gpt2", device="cpu")
     assert info.value.__cause__ is None and info.value.__suppress_context__
     assert isinstance(info.value, ValueError)

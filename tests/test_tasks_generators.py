@@ -183,9 +183,14 @@ def test_greater_than_deterministic(
 def test_greater_than_invalid_years(gpt2_tokenizer: PreTrainedTokenizerFast) -> None:
     with pytest.raises(ValueError, match="yy_range"):
         GreaterThanTask(yy_range=(1, 98))
+    # " 2013" and friends are single GPT-2 tokens, so no year of the 20th century splits.
+    twentieth = {"centuries": (20,), "yy_range": (10, 19)}
     with pytest.raises(ValueError, match="no year in centuries"):
-        # " 2013" and friends are single GPT-2 tokens, so no year of the 20th century splits.
-        GreaterThanTask(centuries=(20,), yy_range=(10, 19)).generate(gpt2_tokenizer, n=5)
+        GreaterThanTask(**twentieth, form="two-digit").generate(gpt2_tokenizer, n=5)
+    with pytest.raises(ValueError, match="neither as"):
+        GreaterThanTask(**twentieth).generate(gpt2_tokenizer, n=5)
+    with pytest.raises(ValueError, match="form="):
+        GreaterThanTask(form="three-digit")
 
 
 # --- docstring ---------------------------------------------------------------------------

@@ -23,11 +23,17 @@ from circuits.tasks.base import single_token_ids as _single_token_ids
 class GreaterThanTask(Task):
     """Greater-than: after "from the year XXYY to [the year] XX" the next token should be > YY.
 
-    Positive: a start year XXYY, YY in `yy_range`, whose text " XXYY" tokenises as
-    [" XX", "YY"]. Negative and corrupted (ACDC's baseline): YY replaced by "01", after which
-    every later year is plausible. Metric: probability difference
-    sum P(YY' > YY) - sum P(YY' <= YY) over the two-digit tokens "00".."99" that are single
-    tokens under the tokenizer.
+    Two forms, chosen from the tokenizer (`form="auto"`):
+    - `two-digit` (GPT-2 and other tokenizers with two-digit number tokens; Hanna et al.):
+      the year " XXYY" tokenises as [" XX", "YY"] and the answer is the next two-digit token.
+      Metric: P(YY' > YY) - P(YY' <= YY) summed over the single tokens "00".."99".
+    - `digit` (tokenizers that split numbers into digits: Llama-3-style, SmolLM2, ...): the
+      year is [..., "X", "X", "Y", "Y"] and the answer is the tens digit of the end year.
+      Metric: P(tens digit > T) - P(tens digit < T) over the ten digit tokens, where T is the
+      tens digit of YY; the digit T itself is left out of both sums, since the end year can
+      be later or earlier with it. YY is restricted to tens digits 1..8 so both sums exist.
+    Negative and corrupted (ACDC's baseline), in both forms: YY replaced by "01", after which
+    every later year is plausible.
     """
 
     name: ClassVar[str] = "greater-than"
@@ -46,6 +52,9 @@ class GreaterThanTask(Task):
     """Smallest and largest YY (inclusive)."""
     balanced: bool = True
     """Cycle YY through every valid value (Hanna et al.) instead of drawing years uniformly."""
+    form: Literal["auto", "two-digit", "digit"] = "auto"
+    """Answer token: the two-digit year token or the tens digit; `auto` picks the form the
+    tokenizer supports (two-digit first)."""
 
     def __post_init__(self) -> None:
         if self.template not in vocab.GREATER_THAN_TEMPLATES:
@@ -53,6 +62,8 @@ class GreaterThanTask(Task):
                 f"greater-than template {self.template!r} is unknown; use one of "
                 f"{sorted(vocab.GREATER_THAN_TEMPLATES)}."
             )
+        if self.form not in ("auto", "two-digit", "digit"):
+            raise ValueError(f"form={self.form!r}; use 'auto', 'two-digit' or 'digit'.")
         low, high = self.yy_range
         if not 2 <= low <= high <= 98:
             raise ValueError(
@@ -75,21 +86,45 @@ class GreaterThanTask(Task):
         negative = self.format("war", 17, vocab.GREATER_THAN_NEGATIVE_YY)
         return self.format("war", 17, "32"), negative, "a two-digit year > 32"
 
+    def resolved_form(self, tokenizer: Tokenizer) -> Literal["two-digit", "digit"]:
+        """The form used under `tokenizer`: `form`, or for `auto` the first one it supports."""
+        if self.form != "auto":
+            return self.form
+        for form in ("two-digit", "digit"):
+            if self._valid_years(tokenizer, form, strict=False):
+                return form
+        raise ValueError(
+            "this tokenizer splits years neither as [' XX', 'YY'] nor into single digits; the "
+            "greater-than task needs one of the two."
+        )
+
     def generate(self, tokenizer: Tokenizer, n: int = 250, seed: int = 0) -> TaskData:
         """`n` prompt pairs; all prompts share one token length."""
-        two_digit = {f"{y:02d}": y for y in range(100)}
-        yy_ids = _single_token_ids(
-            tokenizer, list(two_digit), prefix="", what="two-digit numbers", need=3
-        )
+        form = self.resolved_form(tokenizer)
+        if form == "two-digit":
+            values = {f"{y:02d}": y for y in range(100)}
+            what = "two-digit numbers"
+        else:
+            values = {str(d): d for d in range(10)}
+            what = "digits"
+        value_ids = _single_token_ids(tokenizer, list(values), prefix="", what=what, need=3)
         nouns = list(
             _single_token_ids(tokenizer, self.nouns, prefix=" ", what="event nouns", need=1)
         )
-        years = self._valid_years(tokenizer)
+        years = self._valid_years(tokenizer, form)
         by_yy: dict[int, list[int]] = {}
         for century, yy in years:
             by_yy.setdefault(yy, []).append(century)
         yys = sorted(by_yy)
         lengths: set[int] = set()
+
+        def answer_sets(yy: int) -> tuple[list[int], list[int]]:
+            if form == "two-digit":
+                later = [i for text, i in value_ids.items() if values[text] > yy]
+                return later, [i for text, i in value_ids.items() if values[text] <= yy]
+            tens = yy // 10
+            later = [i for text, i in value_ids.items() if values[text] > tens]
+            return later, [i for text, i in value_ids.items() if values[text] < tens]
 
         def make(rng: random.Random, i: int) -> tuple[Any, ...] | None:
             if self.balanced:
@@ -104,8 +139,7 @@ class GreaterThanTask(Task):
             if len(encode(tokenizer, negative)) != length or (lengths and length not in lengths):
                 return None
             lengths.add(length)
-            later = [i for text, i in yy_ids.items() if two_digit[text] > yy]
-            not_later = [i for text, i in yy_ids.items() if two_digit[text] <= yy]
+            later, not_later = answer_sets(yy)
             info = {"noun": noun, "century": century, "yy": yy, "year": century * 100 + yy}
             return positive, negative, later, not_later, length, info
 
@@ -126,19 +160,34 @@ class GreaterThanTask(Task):
                 tokenizer,
                 n,
                 seed,
-                {"template": self.template, "yy_range": self.yy_range, "balanced": self.balanced},
+                {
+                    "template": self.template,
+                    "yy_range": self.yy_range,
+                    "balanced": self.balanced,
+                    "form": form,
+                },
             ),
         )
 
-    def _valid_years(self, tokenizer: Tokenizer) -> list[tuple[int, int]]:
-        """(century, YY) whose " XXYY" and " XX01" both tokenise as [" XX", "YY"]."""
+    def _valid_years(
+        self, tokenizer: Tokenizer, form: str, *, strict: bool = True
+    ) -> list[tuple[int, int]]:
+        """(century, YY) whose " XXYY" and " XX01" tokenise as the form needs:
+        [" XX", "YY"] (two-digit) or " XX" followed by one token per digit of YY (digit)."""
 
         def splits(century: int, yy: str) -> bool:
             whole = encode(tokenizer, f" {century}{yy}")
-            parts = encode(tokenizer, f" {century}") + encode(tokenizer, yy)
-            return len(parts) == 2 and whole == parts
+            head = encode(tokenizer, f" {century}")
+            if form == "two-digit":
+                parts = head + encode(tokenizer, yy)
+                return len(parts) == 2 and whole == parts
+            digits = [encode(tokenizer, digit) for digit in yy]
+            return all(len(d) == 1 for d in digits) and whole == head + [d[0] for d in digits]
 
         low, high = self.yy_range
+        if form == "digit":
+            # The tens digit is the answer: both a later and an earlier digit must exist.
+            low, high = max(low, 10), min(high, 89)
         years = [
             (century, yy)
             for century in self.centuries
@@ -146,9 +195,10 @@ class GreaterThanTask(Task):
             for yy in range(low, high + 1)
             if splits(century, f"{yy:02d}")
         ]
-        if not years:
+        if not years and strict:
+            layout = "[' XX', 'YY']" if form == "two-digit" else "' XX' then one token per digit"
             raise ValueError(
                 f"no year in centuries {self.centuries} with YY in {self.yy_range} tokenises as "
-                "[' XX', 'YY'] under this tokenizer; the greater-than task needs such years."
+                f"{layout} under this tokenizer; the {form} greater-than form needs such years."
             )
         return years
