@@ -344,6 +344,16 @@ def run_task(
     _write_atomic(out_dir / "results.json", lambda p: p.write_text(text, encoding="utf-8"))
     _write_atomic(out_dir / "scores.csv", lambda p: scores.to_csv(p, index=False))
     _write_figures(scores, truth_H, model, task.name, out_dir)
+    curves = {
+        method: trials.faithfulness["curves"]
+        for method, trials in all_trials.items()
+        if trials.faithfulness is not None
+    }
+    if curves:
+        from circuits.plots import faithfulness_figure
+
+        figure = faithfulness_figure(curves, title=f"{task.name} / {model.name}")
+        _write_atomic(out_dir / "faithfulness.png", lambda p: figure.savefig(p, dpi=120))
     return _table_rows(task.name, model.name, all_trials), out_dir
 
 
@@ -374,9 +384,12 @@ def _write_figures(
     _write_atomic(out_dir / "roc.png", lambda p: figure.savefig(p, dpi=120))
 
 
-def _cell(summary: dict[str, Any], key: str) -> str:
+def _cell(summary: dict[str, Any], key: str, n_trials: int) -> str:
+    """`mean±std` over trials; a single trial has no spread to show."""
     if key not in summary:
         return "-"
+    if n_trials == 1:
+        return f"{summary[key]['mean']:.3f}"
     return f"{summary[key]['mean']:.3f}±{summary[key]['std']:.3f}"
 
 
@@ -397,6 +410,7 @@ def _table_rows(task: str, model: str, all_trials: dict[str, Any]) -> tuple[Tabl
     metric_rows, timing_rows = [], []
     for method, trials in all_trials.items():
         summary = trials.summary()
+        n = summary["n_trials"]
         faith = summary.get("faithfulness")
         for kind in ("node", "edge", "edge_pairs"):
             metrics = summary.get(kind)
@@ -408,17 +422,22 @@ def _table_rows(task: str, model: str, all_trials: dict[str, Any]) -> tuple[Tabl
                 "model": model,
                 "method": method,
                 "kind": kind,
-                "roc_auc": _cell(metrics, "roc_auc"),
-                "pr_auc": _cell(metrics, "pr_auc"),
-                "precision": _cell(metrics, "precision"),
-                "recall": _cell(metrics, "recall"),
-                "f1": _cell(metrics, "f1"),
+                "roc_auc": _cell(metrics, "roc_auc", n),
+                "pr_auc": _cell(metrics, "pr_auc", n),
+                "precision": _cell(metrics, "precision", n),
+                "recall": _cell(metrics, "recall", n),
+                "f1": _cell(metrics, "f1", n),
                 "rule": metrics.get("threshold_rule", "-"),
-                "n_selected": _cell(metrics, "n_selected"),
-                "paper_f1_leaky": _cell(metrics, "paper_f1_leaky"),
+                "n_selected": _cell(metrics, "n_selected", n),
+                "paper_f1_leaky": _cell(metrics, "paper_f1_leaky", n),
+                "cpr": "-",
+                "cmd": "-",
                 "kept found/gt/random": "-",
             }
             if kind == "node" and faith is not None:
+                row["cpr"] = _cell(faith, "cpr", n)
+                row["cmd"] = _cell(faith, "cmd", n)
+            if kind == "node" and faith is not None and "found" in faith:
                 random_kept = f"{faith['random']['kept']['mean']:.2f}" if "random" in faith else "-"
                 row["kept found/gt/random"] = (
                     f"{faith['found']['kept']['mean']:.2f}/"
@@ -448,11 +467,26 @@ def _print_tables(metric_rows: TableRows, timing_rows: TableRows) -> None:
 def _cmd_tasks(args: argparse.Namespace) -> int:
     from circuits import tasks
 
+    if args.model is None:
+        for name in tasks.names():
+            info = tasks.info(name)
+            print(f"{info.name}: {info.description} [metric: {info.metric}]")
+            print(f"    positive: {info.positive!r} -> {info.answer!r}")
+            print(f"    negative: {info.negative!r}")
+        return 0
+    import pandas as pd
+
+    from interp import load_model
+
+    model = load_model(args.model, device=args.device)
+    rows = []
     for name in tasks.names():
-        info = tasks.info(name)
-        print(f"{info.name}: {info.description} [metric: {info.metric}]")
-        print(f"    positive: {info.positive!r} -> {info.answer!r}")
-        print(f"    negative: {info.negative!r}")
+        behaviour = tasks.measure(model, tasks.get(name), n=args.n_prompts, seed=args.seed)
+        row = behaviour.as_dict()
+        row["form"] = row.pop("options").get("form", "-")
+        rows.append(row)
+    print(f"{model.name}: accuracy and mean metric per task (seed {args.seed})")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 
 
@@ -515,7 +549,7 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_model: str | No
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=_non_negative_int,
         default=0,
         help="seed of the data; trial t trains with seed + t (default: 0)",
     )
@@ -556,10 +590,24 @@ def _device(text: str) -> str:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a non-negative integer")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]:
@@ -583,7 +631,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, tuple[str, str]]]
     score.add_argument("--task", required=True, help="task file (.json/.yaml) or built-in name")
     _add_run_options(score, default_model=None)
     add_config_options(score)
-    commands.add_parser("tasks", help="list the built-in tasks with example prompts")
+    tasks_parser = commands.add_parser(
+        "tasks",
+        help="list the built-in tasks with example prompts; with --model, how well the model "
+        "does each (accuracy, metric on positives and negatives)",
+    )
+    tasks_parser.add_argument("--model", default=None, help="measure this model on each task")
+    tasks_parser.add_argument(
+        "--n-prompts", type=_positive_int, default=250, help="prompt pairs (default: 250)"
+    )
+    tasks_parser.add_argument("--seed", type=_non_negative_int, default=0, help="data seed")
+    tasks_parser.add_argument(
+        "--device", type=_device, default=None, help="torch device (default: cuda if available)"
+    )
     return parser, destinations
 
 

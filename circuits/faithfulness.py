@@ -28,11 +28,23 @@ from tqdm.auto import tqdm
 from circuits.tasks import Task, TaskData
 from interp import HookedModel
 
-__all__ = ["ABLATIONS", "Ablation", "CircuitAblator", "faithfulness_report"]
+__all__ = [
+    "ABLATIONS",
+    "MIB_FRACTIONS",
+    "Ablation",
+    "CircuitAblator",
+    "FaithfulnessCurve",
+    "faithfulness_curve",
+    "faithfulness_report",
+]
 
 Ablation = Literal["mean", "resample", "counterfactual"]
 ABLATIONS: tuple[str, ...] = ("mean", "resample", "counterfactual")
 _KEPT_KEYS = ("metric", "kept", "kept_normalised")
+
+MIB_FRACTIONS: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+"""Circuit sizes of MIB's faithfulness curves, as fractions of the scored components
+(Mueller et al. 2025, "MIB: A Mechanistic Interpretability Benchmark", circuit track)."""
 
 
 @dataclass(frozen=True)
@@ -299,3 +311,78 @@ def faithfulness_report(
     if n_random > 0 and random_size is not None:
         report["random"] = ablator.random(random_size, n_random, seed, progress)
     return report
+
+
+@dataclass(frozen=True)
+class FaithfulnessCurve:
+    """Normalised metric of the top-k circuits of one ranking, with MIB's CPR and CMD."""
+
+    fractions: tuple[float, ...]
+    """Circuit sizes as fractions of the heads (x axis)."""
+    sizes: tuple[int, ...]
+    """Heads kept at each fraction: `int(fraction * n_heads)`, as MIB."""
+    faithfulness: tuple[float, ...]
+    """f(k) = (m(top-k) - m(empty)) / (m(full) - m(empty)) at each size."""
+    cpr: float
+    """Circuit performance ratio: trapezoidal area under f over the fractions (higher is
+    better; above 1 where small circuits beat the full model)."""
+    cmd: float
+    """Circuit-model distance: trapezoidal area of |1 - f| over the fractions (lower is
+    better)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict, ready for JSON."""
+        return {
+            "fractions": list(self.fractions),
+            "sizes": list(self.sizes),
+            "faithfulness": list(self.faithfulness),
+            "cpr": self.cpr,
+            "cmd": self.cmd,
+        }
+
+
+def faithfulness_curve(
+    ablator: CircuitAblator,
+    scores_H: np.ndarray,
+    fractions: Sequence[float] = MIB_FRACTIONS,
+    cache: dict[bytes, float] | None = None,
+) -> FaithfulnessCurve:
+    """Keep the top-k heads of a ranking (highest scores; ties broken by head index) for
+    each size, ablate the rest, and integrate as MIB does (linear fractions, trapezoids).
+
+    `cache` maps a kept-head mask to its f(k), so rankings compared under one ablator share
+    the forward passes of identical circuits (the empty and full circuits always are).
+    """
+    scores_H = np.asarray(scores_H, dtype=np.float64)
+    if scores_H.shape != (ablator.n_heads,):
+        raise ValueError(
+            f"scores have shape {scores_H.shape}; expected ({ablator.n_heads},) heads."
+        )
+    # NaN scores (a method that could not score a head) rank last.
+    order_H = np.lexsort((np.arange(ablator.n_heads), -np.nan_to_num(scores_H, nan=-np.inf)))
+    cache = {} if cache is None else cache
+    sizes, values = [], []
+    for fraction in fractions:
+        size = int(fraction * ablator.n_heads)
+        keep_H = np.zeros(ablator.n_heads, dtype=bool)
+        keep_H[order_H[:size]] = True
+        key = np.packbits(keep_H).tobytes()
+        if key not in cache:
+            cache[key] = _normalised(ablator, keep_H)
+        sizes.append(size)
+        values.append(cache[key])
+    cpr = cmd = 0.0
+    for i in range(len(fractions) - 1):
+        width = fractions[i + 1] - fractions[i]
+        cpr += width * (values[i] + values[i + 1]) / 2
+        cmd += width * (abs(1 - values[i]) + abs(1 - values[i + 1])) / 2
+    return FaithfulnessCurve(tuple(fractions), tuple(sizes), tuple(values), cpr, cmd)
+
+
+def _normalised(ablator: CircuitAblator, keep_H: np.ndarray) -> float:
+    """f of one circuit, without a forward pass for the empty and the full circuit."""
+    if not keep_H.any():
+        return 0.0
+    if keep_H.all():
+        return 1.0
+    return ablator.kept(keep_H)["kept_normalised"]

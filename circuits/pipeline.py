@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from circuits import tasks as task_registry
 from circuits.evaluation import ThresholdRule, evaluate
-from circuits.faithfulness import ABLATIONS, Ablation, CircuitAblator
+from circuits.faithfulness import ABLATIONS, Ablation, CircuitAblator, faithfulness_curve
 from circuits.ground_truth import GroundTruth
 from circuits.scoring import DEFAULT_CHUNK_KEYS, edge_scores, heads_from_edges, node_scores
 from circuits.tasks import Task, TaskData, UserTask
@@ -114,10 +114,13 @@ class EvaluationConfig:
     """Ground-truth-free rule that cuts the scores into circuit / not circuit: `otsu`
     (maximal between-class variance) or `largest_gap`."""
     faithfulness: bool = True
-    """Ablate the heads outside the found circuit, the ground truth and random circuits."""
-    ablation: Ablation = "mean"
-    """Faithfulness ablation: `mean` z over the corrupted prompts, `resample` z from a
-    random corrupted prompt of the same length, or `counterfactual` z from the paired one."""
+    """Ablate the heads outside the found circuit, the ground truth and random circuits, and
+    trace each method's faithfulness curve over MIB's circuit sizes (CPR, CMD)."""
+    ablation: Ablation = "counterfactual"
+    """Faithfulness ablation of the heads outside a circuit: `counterfactual` z from the
+    paired corrupted prompt (MIB's and ACDC's default; stable on deep models), `mean` z over
+    the corrupted prompts, or `resample` z from a random corrupted prompt of the same
+    length."""
     n_random_circuits: int = 5
     """Random circuits (of the found circuit's size) ablated for comparison."""
     faithfulness_prompts: int = 100
@@ -231,6 +234,26 @@ class MethodContext:
         self.used_capture = False
         """Whether ``head_acts`` was called since the flag was last cleared."""
         self._acts: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._ablator: CircuitAblator | None = None
+        self.curve_cache: dict[bytes, float] = {}
+        """f(k) of every circuit evaluated under ``ablator()``, shared by the methods."""
+
+    def ablator(self, seed: int = 0) -> CircuitAblator:
+        """The faithfulness ablator over the first ``faithfulness_prompts`` pairs (cached:
+        every method is judged under the same ablation and prompts)."""
+        if self._ablator is None:
+            config = self.config.evaluation
+            n = min(config.faithfulness_prompts, len(self.data))
+            self._ablator = CircuitAblator(
+                self.model,
+                self.task,
+                self.data.subset(list(range(n))),
+                ablation=config.ablation,
+                seed=seed,
+                batch_size=self.config.capture.batch_size,
+                progress=self.progress,
+            )
+        return self._ablator
 
     def head_acts(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``acts_PHD`` (on the model's device) of the positives then the negatives, and
@@ -433,7 +456,8 @@ class MethodTrials:
     """Per trial, ``circuits.evaluate`` of the head-pair scores against the ground truth's
     head-to-head edges (only for ground truths that publish edges, e.g. docstring/acdc)."""
     faithfulness: dict[str, Any] | None = None
-    """Fraction of the metric kept by the found circuits, the ground truth and random ones."""
+    """Faithfulness curves (CPR, CMD) of every trial's ranking; with a ground truth also the
+    fraction of the metric kept by the found circuits, the ground truth and random ones."""
 
     def summary(self) -> dict[str, Any]:
         """Metrics as {"mean", "std"} over trials, mean seconds per stage and the config."""
@@ -465,20 +489,27 @@ class MethodTrials:
 def _faithfulness(
     context: MethodContext,
     trials: MethodTrials,
-    ground_truth: GroundTruth,
+    ground_truth: GroundTruth | None,
     seed: int,
 ) -> dict[str, Any]:
     config = context.config.evaluation
-    n = min(config.faithfulness_prompts, len(context.data))
-    ablator = CircuitAblator(
-        context.model,
-        context.task,
-        context.data.subset(list(range(n))),
-        ablation=config.ablation,
-        seed=seed,
-        batch_size=context.config.capture.batch_size,
-        progress=context.progress,
-    )
+    ablator = context.ablator(seed)
+    curves = [
+        faithfulness_curve(ablator, result.node["score"].to_numpy(), cache=context.curve_cache)
+        for result in trials.results
+    ]
+    report: dict[str, Any] = {
+        "ablation": config.ablation,
+        "metric_name": context.task.metric_name,
+        "n_prompts": len(ablator.data),
+        "full_metric": ablator.full_metric,
+        "empty_metric": ablator.empty_metric,
+        "cpr": summarise([curve.cpr for curve in curves]),
+        "cmd": summarise([curve.cmd for curve in curves]),
+        "curves": [curve.as_dict() for curve in curves],
+    }
+    if ground_truth is None:
+        return report
     found = []
     for result, metrics in zip(trials.results, trials.node_metrics, strict=True):
         threshold = metrics["threshold"]
@@ -488,15 +519,8 @@ def _faithfulness(
             else np.zeros(len(result.node), dtype=bool)
         )
         found.append(ablator.kept(keep))
-    report: dict[str, Any] = {
-        "ablation": config.ablation,
-        "metric_name": context.task.metric_name,
-        "n_prompts": n,
-        "full_metric": ablator.full_metric,
-        "empty_metric": ablator.empty_metric,
-        "found": {key: summarise([f[key] for f in found]) for key in found[0]},
-        "ground_truth": ablator.kept(ground_truth.heads),
-    }
+    report["found"] = {key: summarise([f[key] for f in found]) for key in found[0]}
+    report["ground_truth"] = ablator.kept(ground_truth.heads)
     if config.n_random_circuits:
         size = round(np.median([f["size"] for f in found]))
         report["random"] = ablator.random(size, config.n_random_circuits, seed, context.progress)
@@ -559,7 +583,7 @@ def run_trials(
                 trials.edge_pair_metrics.append(evaluation.as_dict())
             result.seconds["evaluation"] = time.perf_counter() - start
         trials.results.append(result)
-    if ground_truth is not None and context.config.evaluation.faithfulness:
+    if context.config.evaluation.faithfulness:
         start = time.perf_counter()
         trials.faithfulness = _faithfulness(context, trials, ground_truth, seed)
         elapsed = time.perf_counter() - start

@@ -1,4 +1,5 @@
-"""Figures of head scores: ROC curves per method, and layer x head score heatmaps.
+"""Figures of head scores: ROC curves and faithfulness curves per method, and layer x head
+score heatmaps.
 
 Figures are built as ``matplotlib.figure.Figure`` objects, which render with the Agg canvas
 when saved, so no pyplot backend (global state) is touched: safe on headless machines and
@@ -16,7 +17,7 @@ from matplotlib.patches import Rectangle
 
 from circuits.evaluation import roc_auc, roc_curve
 
-__all__ = ["heads_figure", "roc_figure"]
+__all__ = ["faithfulness_figure", "heads_figure", "roc_figure"]
 
 
 def roc_figure(
@@ -34,11 +35,7 @@ def roc_figure(
         aucs = [roc_auc(scores, truth_H) for scores in trials]
         for t, scores in enumerate(trials):
             fpr, tpr, _ = roc_curve(scores, truth_H)
-            label = (
-                f"{name} (AUC {np.mean(aucs):.3f} ± {np.std(aucs):.3f}, n={len(aucs)})"
-                if t == 0
-                else None
-            )
+            label = _legend(name, "AUC", aucs) if t == 0 else None
             ax.plot(fpr, tpr, color=colour, alpha=0.8 if len(trials) == 1 else 0.45, label=label)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel("false positive rate")
@@ -47,6 +44,45 @@ def roc_figure(
     ax.set_ylim(0, 1.01)
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _legend(name: str, what: str, values: Sequence[float]) -> str:
+    """`name (AUC 0.877)` for one trial, `name (AUC 0.877 ± 0.012, n=10)` for several."""
+    if len(values) == 1:
+        return f"{name} ({what} {values[0]:.3f})"
+    return f"{name} ({what} {np.mean(values):.3f} ± {np.std(values):.3f}, n={len(values)})"
+
+
+def faithfulness_figure(
+    curves: Mapping[str, Sequence[Mapping[str, Sequence[float]]]], *, title: str = ""
+) -> Figure:
+    """Normalised metric f(k) against circuit size (fraction of heads kept, log axis), one
+    line per method and trial, CPR in the legend; f = 1 is the full model, 0 the empty one."""
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
+    colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, trials) in enumerate(curves.items()):
+        colour = colours[i % len(colours)]
+        cprs = [curve["cpr"] for curve in trials]
+        for t, curve in enumerate(trials):
+            ax.plot(
+                curve["fractions"],
+                curve["faithfulness"],
+                marker="o",
+                markersize=3,
+                color=colour,
+                alpha=0.8 if len(trials) == 1 else 0.4,
+                label=_legend(name, "CPR", cprs) if t == 0 else None,
+            )
+    ax.axhline(1.0, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(0.0, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of heads kept (top-k of the ranking; the rest ablated)")
+    ax.set_ylabel("normalised metric f(k)")
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig
 

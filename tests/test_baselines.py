@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pandas as pd
@@ -31,9 +32,23 @@ def _model(
     init: float = -1.0,
     kernel: str = "sdpa",
     shortformer: bool = False,
+    gqa: bool = False,
     seed: int = 0,
 ) -> HookedModel:
+    """A tiny model; `gqa`: Llama-style (RMSNorm, rotary, 2 K/V heads for 4 query heads)."""
     tokenizer = build_gpt2_tokenizer()
+    llama_style = (
+        {
+            "n_key_value_heads": 2,
+            "normalization_type": "RMS",
+            "positional_embedding_type": "rotary",
+            "rotary_dim": 16,
+            "gated_mlp": True,
+            "act_fn": "silu",
+        }
+        if gqa
+        else {}
+    )
     config = HookedTransformerConfig(
         n_layers=n_layers,
         d_model=64,
@@ -51,6 +66,9 @@ def _model(
         seed=seed,
         device="cpu",
     )
+    for key, value in llama_style.items():
+        setattr(config, key, value)
+    config = HookedTransformerConfig.from_dict(config.to_dict())
     return HookedModel(HookedTransformer(config).eval(), tokenizer, attn_kernel=kernel)
 
 
@@ -325,3 +343,102 @@ def test_bad_inputs_are_named(ioi) -> None:
     )
     with pytest.raises(ValueError, match="different lengths"):
         make_batches(model, task, mismatched, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def gqa64() -> HookedModel:
+    """Grouped-query attention (4 query heads share 2 K/V heads), float64."""
+    return _model(dtype=torch.float64, gqa=True)
+
+
+def test_gqa_edge_patcher_endpoints(ioi, gqa64) -> None:
+    assert gqa64.model.cfg.n_key_value_heads == 2
+    graph = baselines.HeadGraph.of(gqa64.model)
+    batch = _batch(gqa64, ioi)
+    patcher = baselines.EdgePatcher(gqa64, graph, batch)
+    zeros = torch.zeros(graph.n_senders, graph.n_receivers)
+    torch.testing.assert_close(patcher.run(zeros), patcher.clean_logits_BV)
+    with torch.no_grad():
+        final = gqa64.model(batch.corrupted_BS, stop_at_layer=graph.n_layers)
+        corrupted = answer_logits(gqa64.model, final, batch.answer_pos_B)
+    torch.testing.assert_close(patcher.run(graph.allowed_SR().double()), corrupted)
+    assert not gqa64.model.cfg.ungroup_grouped_query_attention  # restored after each pass
+
+
+def test_gqa_edge_into_a_shared_kv_head_reaches_one_query_head(ioi, gqa64) -> None:
+    # L1H0 and L1H1 share a K/V head: patching the edge into L1H0 must leave L1H1's z alone.
+    graph = baselines.HeadGraph.of(gqa64.model)
+    patcher = baselines.EdgePatcher(gqa64, graph, _batch(gqa64, ioi))
+    senders, receivers = graph.labels()
+    weights = torch.zeros(graph.n_senders, graph.n_receivers)
+    weights[senders.index("L0H2"), receivers.index("L1H0")] = 1.0
+    z_by_run = []
+    for w in (torch.zeros_like(weights), weights):
+        store: dict[str, torch.Tensor] = {}
+
+        def save(z: torch.Tensor, hook, store=store) -> None:
+            store["z"] = z.clone()
+
+        with gqa64.hooks([("blocks.1.attn.hook_z", save)]):
+            patcher.run(w)
+        z_by_run.append(store["z"])
+    clean_z, patched_z = z_by_run
+    assert not torch.allclose(patched_z[:, :, 0], clean_z[:, :, 0])
+    torch.testing.assert_close(patched_z[:, :, 1:], clean_z[:, :, 1:])
+
+
+def _ungrouped_twin(model: HookedModel) -> HookedModel:
+    """The same function without grouped-query attention: each K/V head repeated."""
+    cfg = copy.deepcopy(model.model.cfg.to_dict())
+    repeats = cfg["n_heads"] // cfg["n_key_value_heads"]
+    cfg["n_key_value_heads"] = None
+    twin = HookedTransformer(HookedTransformerConfig.from_dict(cfg)).eval()
+    state = {
+        key.replace("attn._", "attn.") if "attn._" in key else key: (
+            torch.repeat_interleave(value, repeats, dim=0) if "attn._" in key else value
+        )
+        for key, value in model.model.state_dict().items()
+    }
+    twin.load_state_dict(state)
+    return HookedModel(twin, model.tokenizer, attn_kernel=model.attn_kernel)
+
+
+def test_gqa_edges_equal_exhaustive_patching_of_the_ungrouped_twin(ioi, gqa64) -> None:
+    # Exhaustive single-edge patching and EAP on the GQA model equal those on the ordinary
+    # multi-head model that computes the same function, edge by edge.
+    twin = _ungrouped_twin(gqa64)
+    graph = baselines.HeadGraph.of(gqa64.model)
+    batches = [_float64_batch(model, ioi) for model in (gqa64, twin)]
+    patchers = [
+        baselines.EdgePatcher(m, graph, b) for m, b in zip((gqa64, twin), batches, strict=True)
+    ]
+    torch.testing.assert_close(patchers[0].clean_logits_BV, patchers[1].clean_logits_BV)
+    allowed = graph.allowed_SR()
+    for s, r in allowed.nonzero().tolist():
+        weights = torch.zeros(graph.n_senders, graph.n_receivers)
+        weights[s, r] = 1.0
+        torch.testing.assert_close(patchers[0].run(weights), patchers[1].run(weights))
+    effects = [edge_effects(m, graph, b) for m, b in zip((gqa64, twin), batches, strict=True)]
+    torch.testing.assert_close(effects[0], effects[1])
+    # And EAP is the exact derivative of the GQA model's edge patching.
+    senders, receivers = graph.labels()
+    eps = 1e-4
+    for upstream, downstream in [("embed", "L0H1"), ("L0H3", "L2H0"), ("MLP0", "L1H1")]:
+        s, r = senders.index(upstream), receivers.index(downstream)
+        values = []
+        for sign in (1, -1):
+            weights = torch.zeros(graph.n_senders, graph.n_receivers)
+            weights[s, r] = sign * eps
+            values.append(batches[0].metric(patchers[0].run(weights)).mean())
+        finite_difference = float(values[0] - values[1]) / (2 * eps)
+        effect = float(effects[0][s, r]) / batches[0].size
+        assert effect == pytest.approx(finite_difference, rel=1e-6, abs=1e-12)
+
+
+def test_gqa_acdc_and_eap_run_through_the_pipeline(ioi, gqa64) -> None:
+    task, data = ioi
+    config = PipelineConfig(capture=CaptureConfig(n_prompts=2 * N_PROMPTS, batch_size=6))
+    context = MethodContext(gqa64, task, data, config, progress=False)
+    for name in ("eap", "acdc"):
+        result = circuits.get_method(name)(context, 0)
+        assert result.node["score"].notna().all() and len(result.node) == 12

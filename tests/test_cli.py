@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from circuits.cli import BUILTIN_TASKS, build_parser, field_docs, main
@@ -62,6 +63,7 @@ def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, cap
         "scores.csv",
         "roc.png",
         "heads.png",
+        "faithfulness.png",
     }
     results = json.loads((folder / "results.json").read_text())
     assert results["task"] == "ioi"
@@ -77,7 +79,14 @@ def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, cap
     assert {"data", "capture", "sae", "codes", "node_scoring", "edge_scoring"} <= set(
         sae["seconds"]
     )
-    assert {"found", "ground_truth", "random"} <= set(sae["faithfulness"])
+    faith = sae["faithfulness"]
+    assert {"found", "ground_truth", "random", "cpr", "cmd", "curves"} <= set(faith)
+    assert faith["ablation"] == "counterfactual"
+    assert len(faith["curves"]) == 2  # one per trial
+    curve = faith["curves"][0]
+    assert curve["sizes"] == [int(f * 144) for f in curve["fractions"]]
+    assert curve["faithfulness"][-1] == 1.0 and curve["faithfulness"][0] == 0.0
+    assert faith["cpr"]["mean"] == pytest.approx(np.mean([c["cpr"] for c in faith["curves"]]))
     config = sae["config"]
     assert config["capture"]["n_prompts"] == 16
     assert config["sae"]["n_epochs"] == 10

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from circuits import tasks
-from circuits.faithfulness import CircuitAblator, faithfulness_report
+from circuits.faithfulness import (
+    MIB_FRACTIONS,
+    CircuitAblator,
+    faithfulness_curve,
+    faithfulness_report,
+)
 from interp import HookedModel, load_model
 
 
@@ -27,7 +32,7 @@ def data(model: HookedModel, task: tasks.Task) -> tasks.TaskData:
     return task.generate(model.tokenizer, n=6, seed=0)
 
 
-@pytest.mark.parametrize("ablation", ["mean", "resample"])
+@pytest.mark.parametrize("ablation", ["mean", "resample", "counterfactual"])
 def test_ablating_nothing_keeps_everything(model, task, data, ablation) -> None:
     ablator = CircuitAblator(model, task, data, ablation=ablation, seed=0)
     everything = ablator.kept(np.ones(8, dtype=bool))
@@ -38,7 +43,7 @@ def test_ablating_nothing_keeps_everything(model, task, data, ablation) -> None:
     assert ablator.empty_metric != pytest.approx(ablator.full_metric)
 
 
-@pytest.mark.parametrize("ablation", ["mean", "resample"])
+@pytest.mark.parametrize("ablation", ["mean", "resample", "counterfactual"])
 def test_ablating_with_the_prompt_itself_changes_nothing(model, task, data, ablation) -> None:
     # One prompt whose corrupted version is itself: its mean z (and its only donor) is its
     # own z, so replacing every head's z must leave the metric unchanged.
@@ -84,3 +89,56 @@ def test_bad_inputs_name_the_fix(model, task, data) -> None:
         ablator.kept(["L7H0"])
     with pytest.raises(ValueError, match="size"):
         ablator.random(9, 2, seed=0)
+
+
+def test_counterfactual_ablation_uses_the_paired_prompt(model, task, data) -> None:
+    # Each clean prompt receives its own corrupted prompt's z: ablating every head of pair i
+    # alone equals ablating every head of the whole batch, row i (no resampling, no mean).
+    ablator = CircuitAblator(model, task, data, ablation="counterfactual")
+    single = CircuitAblator(model, task, data.subset([2]), ablation="counterfactual")
+    from circuits.faithfulness import _metric_values
+
+    values = _metric_values(model, task, data, np.zeros(8, bool), ablator._reference, 32)
+    assert float(values[2]) == pytest.approx(single.empty_metric, abs=1e-5)
+
+
+class _StubAblator:
+    """f(k) = k / n for the heads 0..k-1 of a ranking; counts the circuits evaluated."""
+
+    def __init__(self, n_heads: int) -> None:
+        self.n_heads = n_heads
+        self.calls = 0
+
+    def kept(self, keep_H: np.ndarray) -> dict[str, float]:
+        self.calls += 1
+        return {"kept_normalised": 2.0 * float(keep_H[: self.n_heads // 2].sum()) / self.n_heads}
+
+
+def test_curve_sizes_integration_and_cache() -> None:
+    ablator = _StubAblator(1000)
+    scores = np.arange(1000, 0, -1, dtype=float)  # head 0 ranks first
+    curve = faithfulness_curve(ablator, scores)
+    assert curve.sizes == tuple(int(f * 1000) for f in MIB_FRACTIONS)
+    # f = 2k/n until half of the heads are kept, then 1.
+    expected = [min(1.0, 2 * size / 1000) for size in curve.sizes]
+    assert curve.faithfulness == pytest.approx(expected)
+    widths = np.diff(MIB_FRACTIONS)
+    values = np.array(expected)
+    assert curve.cpr == pytest.approx(float((widths * (values[1:] + values[:-1]) / 2).sum()))
+    assert curve.cmd == pytest.approx(
+        float((widths * (np.abs(1 - values[1:]) + np.abs(1 - values[:-1])) / 2).sum())
+    )
+    assert ablator.calls == len(MIB_FRACTIONS) - 1  # the full circuit needs no pass
+    cache: dict[bytes, float] = {}
+    faithfulness_curve(ablator, scores, cache=cache)
+    calls = ablator.calls
+    faithfulness_curve(ablator, scores * 2, cache=cache)  # same ranking, same circuits
+    assert ablator.calls == calls
+
+
+def test_curve_breaks_ties_by_head_index_and_checks_shape() -> None:
+    ablator = _StubAblator(10)
+    tied = faithfulness_curve(ablator, np.zeros(10), fractions=(0.2, 1.0))
+    assert tied.faithfulness[0] == pytest.approx(0.4)  # heads 0 and 1: the first half
+    with pytest.raises(ValueError, match="expected \\(10,\\) heads"):
+        faithfulness_curve(ablator, np.zeros(9))

@@ -7,6 +7,7 @@
 | `eap` | `eap.py` | Syed, Rager & Conmy 2023, edges between heads |
 | `acdc` | `acdc.py` | Conmy et al. 2023, threshold sweep |
 | `hisp` | `hisp.py` | Michel et al. 2019 head importance |
+| `random`, `norm` | `controls.py` | control rankings: chance, and label-free output norm |
 
 ```python
 from circuits import baselines
@@ -103,3 +104,6 @@ def _register(name: str, fn: BaselineFn, config_type: type[BaselineConfig]) -> N
 
 for _name, (_fn, _config_type) in METHODS.items():
     _register(_name, _fn, _config_type)
+
+# Registers the `random` and `norm` control rankings.
+from circuits.baselines import controls  # noqa: E402, F401

@@ -56,7 +56,6 @@ def check_graph_model(model: HookedTransformer) -> None:
         "normalisation after attention (use_normalization_before_and_after)": (
             cfg.use_normalization_before_and_after
         ),
-        "grouped-query attention (n_key_value_heads)": cfg.n_key_value_heads is not None,
     }
     found = [name for name, present in problems.items() if present]
     if found:
@@ -70,15 +69,25 @@ def check_graph_model(model: HookedTransformer) -> None:
 
 @contextmanager
 def graph_mode(model: HookedTransformer) -> Iterator[None]:
-    """Expose per-head attention inputs and MLP inputs as hooks for the block; then restore."""
+    """Expose per-head attention inputs and MLP inputs as hooks for the block; then restore.
+
+    Grouped-query attention: a key/value head is shared by several query heads, but a
+    receiver here is one query head with its own input. Inside the block the K/V projection
+    is computed per query head (`ungroup_grouped_query_attention`: the shared weights
+    repeated, exact for the unpatched model), so an edge into query head h changes the
+    query, key and value that h reads and nothing that its group-mates read. That is the
+    head-level graph of Conmy et al. with each query head as a receiver; an edge into a
+    whole K/V head is the sum of the edges into its query heads.
+    """
     cfg = model.cfg
-    previous = (cfg.use_attn_in, cfg.use_hook_mlp_in)
+    previous = (cfg.use_attn_in, cfg.use_hook_mlp_in, cfg.ungroup_grouped_query_attention)
     cfg.use_attn_in = True
     cfg.use_hook_mlp_in = not cfg.attn_only
+    cfg.ungroup_grouped_query_attention = cfg.n_key_value_heads is not None
     try:
         yield
     finally:
-        cfg.use_attn_in, cfg.use_hook_mlp_in = previous
+        (cfg.use_attn_in, cfg.use_hook_mlp_in, cfg.ungroup_grouped_query_attention) = previous
 
 
 @dataclass(frozen=True)

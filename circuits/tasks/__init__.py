@@ -7,6 +7,7 @@ task = tasks.get("ioi")
 data = task.generate(tokenizer, n=250, seed=0)   # positives, negatives, corrupted, ids
 task.metric(logits, data, mask=mask_BS)          # logit difference at the answer position
 data, dropped = task.filter_correct(model, data)
+tasks.measure(model, task, n=250)                # accuracy, metric on positives / negatives
 task.ground_truth(variant="paper")
 ```
 """
@@ -22,6 +23,7 @@ from circuits.tasks.base import (
     model_answer_logits,
     task_metric,
 )
+from circuits.tasks.behaviour import TaskBehaviour, measure
 from circuits.tasks.docstring import DocstringTask
 from circuits.tasks.greater_than import GreaterThanTask
 from circuits.tasks.ioi import IOITask
@@ -33,6 +35,7 @@ __all__ = [
     "GreaterThanTask",
     "IOITask",
     "Task",
+    "TaskBehaviour",
     "TaskData",
     "TaskInfo",
     "Tokenizer",
@@ -44,6 +47,7 @@ __all__ = [
     "get",
     "info",
     "kl_divergence",
+    "measure",
     "model_answer_logits",
     "names",
     "task_metric",

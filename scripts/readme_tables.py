@@ -1,0 +1,71 @@
+"""Print the README's result tables (Markdown) from the `results.json` files of a run.
+
+    make reproduce && python scripts/readme_tables.py results
+
+One table per model: a row per task, node ROC AUC per method (mean ± std over trials; a
+single trial shows no spread), the number of reference heads, and seconds per method. The
+README's numbers are pasted from this output, so they can be regenerated, not retyped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+TASK_ORDER = ("ioi", "greater-than", "docstring")
+
+
+def cell(summary: dict[str, Any], n_trials: int) -> str:
+    """`0.877` for one trial, `0.877 ± 0.012` for several."""
+    if not summary:
+        return "-"
+    if n_trials > 1:
+        return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
+    return f"{summary['mean']:.3f}"
+
+
+def load(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every results.json below `results_dir`, grouped by model family (organisms together)."""
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path in sorted(results_dir.glob("*/*/results.json")):
+        result = json.loads(path.read_text())
+        family = "organisms" if result["model"].startswith("organism-") else result["model"]
+        by_model[family].append(result)
+    for results in by_model.values():
+        results.sort(key=lambda r: TASK_ORDER.index(r["task"]) if r["task"] in TASK_ORDER else 9)
+    return by_model
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """One Markdown table: tasks x methods (node ROC AUC), then seconds per method."""
+    methods = list(dict.fromkeys(m for r in results for m in r["methods"]))
+    header = ["task", "model", "reference heads", *methods, *(f"s {m}" for m in methods)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for result in results:
+        truth = result.get("ground_truth") or {}
+        row = [result["task"], result["model"], str(len(truth.get("heads", [])) or "-")]
+        for method in methods:
+            summary = result["methods"].get(method, {})
+            row.append(cell(summary.get("node", {}).get("roc_auc", {}), summary.get("n_trials", 1)))
+        for method in methods:
+            seconds = result["methods"].get(method, {}).get("seconds", {})
+            shared = ("data", "evaluation", "faithfulness")
+            row.append(f"{sum(v for k, v in seconds.items() if k not in shared):.1f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Print one table per model found under the results folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="folder written by `circuits reproduce`")
+    args = parser.parse_args()
+    for model, results in load(args.results).items():
+        print(f"### {model}\n\n{table(results)}\n")
+
+
+if __name__ == "__main__":
+    main()
