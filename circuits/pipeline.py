@@ -23,6 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from circuits import tasks as task_registry
+from circuits.calibration import expected_exclusive_codes
 from circuits.evaluation import ThresholdRule, evaluate
 from circuits.faithfulness import ABLATIONS, Ablation, CircuitAblator, faithfulness_curve
 from circuits.ground_truth import GroundTruth
@@ -96,6 +97,8 @@ class ScoringConfig:
     code 0 as the seed code's argmax of a zero row."""
     chunk_keys: int = DEFAULT_CHUNK_KEYS
     """Edge counting sorts this many (pair, prompt) keys at a time; bounds peak memory."""
+    n_permutations: int = 200
+    """Shuffled labels behind the calibrated score's null distribution (sae-calibrated)."""
 
     def __post_init__(self) -> None:
         if self.edge_top_pairs is not None and self.edge_top_pairs < 1:
@@ -104,6 +107,8 @@ class ScoringConfig:
             raise ValueError(f"dead_rows={self.dead_rows!r}; use 'preact' or 'zero'.")
         if self.chunk_keys < 1:
             raise ValueError(f"chunk_keys={self.chunk_keys}; use a positive number.")
+        if self.n_permutations < 2:
+            raise ValueError(f"n_permutations={self.n_permutations}; use at least 2.")
 
 
 @dataclass(frozen=True)
@@ -303,9 +308,10 @@ def register_method(name: str, *, deterministic: bool = False) -> Callable[[Meth
 
 
 def _load_plugins() -> None:
-    # Baselines register themselves on import; they are optional and may not exist yet.
-    if importlib.util.find_spec("circuits.baselines") is not None:
-        importlib.import_module("circuits.baselines")
+    # Methods outside this module register themselves on import.
+    for module in ("circuits.baselines", "circuits.calibrated"):
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
 
 
 def available_methods() -> list[str]:
@@ -337,6 +343,9 @@ def _sae_method(context: MethodContext, seed: int) -> ScoreResult:
         codes_PH = codes(sae, acts_PHD, dead_rows=config.scoring.dead_rows)
     with timed(seconds, "node_scoring", device):
         node = node_scores(codes_PH, is_positive_P, n_heads, normalise=config.scoring.normalise)
+        # The chance level of the unnormalised count (labels shuffled) and the excess over it.
+        node["e0"] = expected_exclusive_codes(codes_PH.cpu(), is_positive_P)
+        node["excess"] = node["n_pos_only"] - node["e0"]
     edges = edge_node = None
     if config.scoring.edges:
         with timed(seconds, "edge_scoring", device):
