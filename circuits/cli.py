@@ -276,9 +276,13 @@ def run_task(
     """Score one task with every method, write its result files and return its table rows."""
     import pandas as pd
 
-    from circuits.pipeline import get_method, prepare, run_trials
+    from circuits.pipeline import available_methods, get_method, prepare, run_trials
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if methods == ["all"]:
+        methods = available_methods()
+    if not methods:
+        raise UsageError("--methods is empty; name at least one method, or 'all'.")
     for method in methods:
         try:
             get_method(method)
@@ -539,7 +543,8 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_model: str | No
     parser.add_argument(
         "--methods",
         default="sae",
-        help="comma-separated scoring methods (registered in circuits.pipeline; default: sae)",
+        help="comma-separated scoring methods, or 'all' (every registered method and control; "
+        "ACDC is slow on large models); default: sae",
     )
     parser.add_argument(
         "--trials",

@@ -18,7 +18,7 @@ ablates every head.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -58,6 +58,9 @@ class _Reference:
     """Per-layer mean z over all real positions, for positions past the reference's end."""
     donors: list[int] | None
     """For each clean prompt, the corrupted prompt whose z it receives (donor ablations)."""
+    donor_z: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
+    """The donors' z per batch of clean prompts, computed on first use: every circuit
+    compared under this reference reuses them instead of rerunning the donors."""
 
 
 def _z_of(model: HookedModel, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -128,8 +131,11 @@ def _replacement_LBSHd(
     width: int,
 ) -> torch.Tensor:
     if reference.donors is not None:
-        z_LBSHd, _ = _z_of(model, [data.corrupted[reference.donors[i]] for i in indices])
-        return z_LBSHd[:, :, :width]
+        key = tuple(indices)
+        if key not in reference.donor_z:
+            donors = [data.corrupted[reference.donors[i]] for i in indices]
+            reference.donor_z[key] = _z_of(model, donors)[0]
+        return reference.donor_z[key][:, :, :width]
     assert reference.mean_LSHd is not None and reference.overall_LHd is not None
     mean = reference.mean_LSHd[:, :width]
     if mean.shape[1] < width:

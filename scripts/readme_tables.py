@@ -2,8 +2,9 @@
 
     make reproduce && python scripts/readme_tables.py results
 
-One table per model: a row per task, node ROC AUC per method (mean ± std over trials; a
-single trial shows no spread), the number of reference heads, and seconds per method. The
+One table per model: a row per task and method with node ROC AUC against the reference
+(mean ± std over trials; a single trial shows no spread), MIB's CPR and CMD, and seconds
+(the method's own stages and the capture it used; not evaluation or faithfulness). The
 README's numbers are pasted from this output, so they can be regenerated, not retyped.
 """
 
@@ -40,21 +41,25 @@ def load(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """One Markdown table: tasks x methods (node ROC AUC), then seconds per method."""
-    methods = list(dict.fromkeys(m for r in results for m in r["methods"]))
-    header = ["task", "model", "reference heads", *methods, *(f"s {m}" for m in methods)]
+    """One Markdown table: a row per task and method with node ROC AUC against the
+    reference, MIB's CPR and CMD, and seconds (the method's own stages plus capture)."""
+    header = ["task", "method", "node ROC AUC", "CPR", "CMD", "seconds"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
-        truth = result.get("ground_truth") or {}
-        row = [result["task"], result["model"], str(len(truth.get("heads", [])) or "-")]
-        for method in methods:
-            summary = result["methods"].get(method, {})
-            row.append(cell(summary.get("node", {}).get("roc_auc", {}), summary.get("n_trials", 1)))
-        for method in methods:
-            seconds = result["methods"].get(method, {}).get("seconds", {})
+        for method, summary in result["methods"].items():
+            n_trials = summary.get("n_trials", 1)
+            faith = summary.get("faithfulness", {})
+            seconds = summary.get("seconds", {})
             shared = ("data", "evaluation", "faithfulness")
-            row.append(f"{sum(v for k, v in seconds.items() if k not in shared):.1f}")
-        lines.append("| " + " | ".join(row) + " |")
+            row = [
+                result["task"],
+                method,
+                cell(summary.get("node", {}).get("roc_auc", {}), n_trials),
+                cell(faith.get("cpr", {}), n_trials),
+                cell(faith.get("cmd", {}), n_trials),
+                f"{sum(v for k, v in seconds.items() if k not in shared):.2f}",
+            ]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 

@@ -242,3 +242,11 @@ def test_config_options_come_from_the_dataclasses() -> None:
     args = parser.parse_args(["reproduce", "ioi", "--no-edges", "--edge-top-pairs", "none"])
     assert args.edges is False
     assert args.edge_top_pairs is None
+
+
+def test_methods_all_and_empty(tmp_path, capsys) -> None:
+    assert main(["reproduce", "ioi", "--methods", "", "--out", str(tmp_path)]) == 2
+    assert "--methods is empty" in capsys.readouterr().err
+    parser, _ = build_parser()
+    args = parser.parse_args(["reproduce", "ioi", "--methods", "all"])
+    assert args.methods == "all"
