@@ -219,9 +219,14 @@ def test_eap_node_effect_is_attribution_patching(ioi, model64) -> None:
     assert float(edges.scores_H[4]) == pytest.approx(incident["score"].sum())
 
 
-@pytest.mark.parametrize(("attn_only", "shortformer"), [(False, False), (True, True)])
-def test_edge_patcher_endpoints(ioi, attn_only, shortformer) -> None:
-    model = _model(n_layers=2, attn_only=attn_only, shortformer=shortformer, dtype=torch.float64)
+@pytest.mark.parametrize(
+    ("attn_only", "shortformer", "gqa"),
+    [(False, False, False), (True, True, False), (False, False, True)],
+)
+def test_edge_patcher_endpoints(ioi, attn_only, shortformer, gqa) -> None:
+    model = _model(
+        n_layers=2, attn_only=attn_only, shortformer=shortformer, gqa=gqa, dtype=torch.float64
+    )
     graph = baselines.HeadGraph.of(model.model)
     batch = _batch(model, ioi)
     patcher = baselines.EdgePatcher(model, graph, batch)
@@ -351,20 +356,6 @@ def gqa64() -> HookedModel:
     return _model(dtype=torch.float64, gqa=True)
 
 
-def test_gqa_edge_patcher_endpoints(ioi, gqa64) -> None:
-    assert gqa64.model.cfg.n_key_value_heads == 2
-    graph = baselines.HeadGraph.of(gqa64.model)
-    batch = _batch(gqa64, ioi)
-    patcher = baselines.EdgePatcher(gqa64, graph, batch)
-    zeros = torch.zeros(graph.n_senders, graph.n_receivers)
-    torch.testing.assert_close(patcher.run(zeros), patcher.clean_logits_BV)
-    with torch.no_grad():
-        final = gqa64.model(batch.corrupted_BS, stop_at_layer=graph.n_layers)
-        corrupted = answer_logits(gqa64.model, final, batch.answer_pos_B)
-    torch.testing.assert_close(patcher.run(graph.allowed_SR().double()), corrupted)
-    assert not gqa64.model.cfg.ungroup_grouped_query_attention  # restored after each pass
-
-
 def test_gqa_edge_into_a_shared_kv_head_reaches_one_query_head(ioi, gqa64) -> None:
     # L1H0 and L1H1 share a K/V head: patching the edge into L1H0 must leave L1H1's z alone.
     graph = baselines.HeadGraph.of(gqa64.model)
@@ -385,6 +376,7 @@ def test_gqa_edge_into_a_shared_kv_head_reaches_one_query_head(ioi, gqa64) -> No
     clean_z, patched_z = z_by_run
     assert not torch.allclose(patched_z[:, :, 0], clean_z[:, :, 0])
     torch.testing.assert_close(patched_z[:, :, 1:], clean_z[:, :, 1:])
+    assert not gqa64.model.cfg.ungroup_grouped_query_attention  # restored after each pass
 
 
 def _ungrouped_twin(model: HookedModel) -> HookedModel:
