@@ -21,7 +21,10 @@ from circuits.pipeline import MethodContext, ScoreResult, register_method
 __all__ = ["norm_control", "random_control"]
 
 
-def _result(name: str, scores_H: torch.Tensor, context: MethodContext, seconds: float):
+def _result(
+    name: str, scores_H: torch.Tensor, context: MethodContext, seconds: float
+) -> ScoreResult:
+    """A control ranking as the pipeline's result type."""
     # Deferred: the baselines package imports this module while it registers methods.
     from circuits.baselines import to_score_result
 
