@@ -303,6 +303,10 @@ def run_task(
     model = context.model
     ground_truth = _ground_truth(task, model, args)
     truth_H = _truth_mask(ground_truth, model)
+    from circuits.signal import signal_check
+
+    check = signal_check(*context.head_acts(), seed=args.seed)
+    print(f"{task.name} / {model.name}: {check.summary(truth_H)}", flush=True)
     all_trials = {
         method: run_trials(
             context, method, n_trials=args.trials, seed=args.seed, ground_truth=ground_truth
@@ -327,6 +331,7 @@ def run_task(
             "heads": ground_truth.labels,
             "source": ground_truth.provenance.source,
         },
+        "signal_check": check.as_dict(),
         "methods": {method: trials.summary() for method, trials in all_trials.items()},
         "versions": _versions(),
     }

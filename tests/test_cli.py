@@ -79,6 +79,9 @@ def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, cap
     assert {"data", "capture", "sae", "codes", "node_scoring", "edge_scoring"} <= set(
         sae["seconds"]
     )
+    assert len(results["signal_check"]["p_value"]) == 144
+    printed = capsys.readouterr().out
+    assert "signal pre-check" in printed
     faith = sae["faithfulness"]
     assert {"found", "ground_truth", "random", "cpr", "cmd", "curves"} <= set(faith)
     assert faith["ablation"] == "counterfactual"
@@ -105,7 +108,6 @@ def test_reproduce_writes_results_and_prints_table(gpt2_12x12_dir, tmp_path, cap
         "in_ground_truth",
     ]
     assert len(rows) == 2 * 2 * 144  # node and edge-derived, two trials
-    printed = capsys.readouterr().out
     assert "roc_auc" in printed
     assert "seconds per stage" in printed
     assert not list(folder.glob(".*"))  # no temporary files left behind
