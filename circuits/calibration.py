@@ -25,7 +25,13 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-__all__ = ["code_shift", "expected_exclusive_codes", "mutual_information", "permutation_z"]
+__all__ = [
+    "code_shift",
+    "contrast_weights",
+    "expected_exclusive_codes",
+    "mutual_information",
+    "permutation_z",
+]
 
 
 def _numpy(values: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -105,6 +111,14 @@ def mutual_information(
     return out[0] if single else out
 
 
+def contrast_weights(labels_BP: torch.Tensor) -> torch.Tensor:
+    """Per label row, weights whose dot product with per-prompt values is the mean over
+    positives minus the mean over negatives: `1/n_pos` on positives, `-1/n_neg` on negatives."""
+    labels = labels_BP.float()
+    n_pos = labels.sum(dim=1, keepdim=True)
+    return labels / n_pos - (1 - labels) / (labels.shape[1] - n_pos)
+
+
 def code_shift(
     codes_PH: torch.Tensor | np.ndarray,
     directions_CD: torch.Tensor,
@@ -116,8 +130,7 @@ def code_shift(
     labels = torch.as_tensor(_numpy(is_positive_B_P)).float()
     single = labels.ndim == 1
     labels_BP = labels[None] if single else labels
-    n_pos = labels_BP.sum(dim=1, keepdim=True)
-    weights_BP = labels_BP / n_pos - (1 - labels_BP) / (labels_BP.shape[1] - n_pos)
+    weights_BP = contrast_weights(labels_BP)
     directions_CD = directions_CD.detach().float().cpu()
     n_codes = directions_CD.shape[0]
     # Sum the label weights of each (head, code), then embed the codes: [B, H, C] @ [C, D].

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from circuits.calibration import permutation_z
+from circuits.calibration import contrast_weights, permutation_z
 
 __all__ = ["SignalCheck", "signal_check"]
 
@@ -73,12 +73,10 @@ def signal_check(
     """Permutation test per head of the distance between positive and negative means."""
     # Centred per head, so a constant head is exactly zero (no rounding noise to "detect").
     acts = acts_PHD.float() - acts_PHD.float().mean(dim=0, keepdim=True)
-    n_prompts = acts.shape[0]
 
     def distances(labels_BP: np.ndarray) -> np.ndarray:
         labels = torch.as_tensor(labels_BP, dtype=torch.float32, device=acts.device)
-        n_pos = labels.sum(dim=1, keepdim=True)
-        weights_BP = labels / n_pos - (1 - labels) / (n_prompts - n_pos)
+        weights_BP = contrast_weights(labels)
         out = []
         for start in range(0, len(weights_BP), 16):  # bounds the [B, H, D] temporary
             shift_BHD = torch.einsum("bp,phd->bhd", weights_BP[start : start + 16], acts)
