@@ -36,6 +36,7 @@ __all__ = [
     "FaithfulnessCurve",
     "faithfulness_curve",
     "faithfulness_report",
+    "top_k_mask",
 ]
 
 Ablation = Literal["mean", "resample", "counterfactual"]
@@ -364,14 +365,11 @@ def faithfulness_curve(
         raise ValueError(
             f"scores have shape {scores_H.shape}; expected ({ablator.n_heads},) heads."
         )
-    # NaN scores (a method that could not score a head) rank last.
-    order_H = np.lexsort((np.arange(ablator.n_heads), -np.nan_to_num(scores_H, nan=-np.inf)))
     cache = {} if cache is None else cache
     sizes, values = [], []
     for fraction in fractions:
         size = int(fraction * ablator.n_heads)
-        keep_H = np.zeros(ablator.n_heads, dtype=bool)
-        keep_H[order_H[:size]] = True
+        keep_H = top_k_mask(scores_H, size)
         key = np.packbits(keep_H).tobytes()
         if key not in cache:
             cache[key] = _normalised(ablator, keep_H)
@@ -383,6 +381,16 @@ def faithfulness_curve(
         cpr += width * (values[i] + values[i + 1]) / 2
         cmd += width * (abs(1 - values[i]) + abs(1 - values[i + 1])) / 2
     return FaithfulnessCurve(tuple(fractions), tuple(sizes), tuple(values), cpr, cmd)
+
+
+def top_k_mask(scores_H: np.ndarray, k: int) -> np.ndarray:
+    """Boolean mask of the `k` highest-scoring heads; ties go to the lower head index and
+    NaN scores (a head a method could not score) rank last."""
+    scores_H = np.asarray(scores_H, dtype=np.float64)
+    order_H = np.lexsort((np.arange(len(scores_H)), -np.nan_to_num(scores_H, nan=-np.inf)))
+    keep_H = np.zeros(len(scores_H), dtype=bool)
+    keep_H[order_H[:k]] = True
+    return keep_H
 
 
 def _normalised(ablator: CircuitAblator, keep_H: np.ndarray) -> float:

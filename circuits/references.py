@@ -36,7 +36,7 @@ from circuits.baselines.activation_patching import (
     ActivationPatchingConfig,
     activation_patching,
 )
-from circuits.faithfulness import CircuitAblator
+from circuits.faithfulness import CircuitAblator, top_k_mask
 from circuits.ground_truth import GroundTruth, Provenance
 from circuits.ground_truth.loader import DATA_DIR
 from circuits.tasks import Task
@@ -94,7 +94,7 @@ def build_reference(
         ),
     )
     effects_H = patching.effects_H.numpy()
-    order_H = np.argsort(-np.abs(effects_H), kind="stable")
+    importance_H = np.abs(effects_H)
     ablator = CircuitAblator(
         model, task, data, ablation="counterfactual", batch_size=config.batch_size
     )
@@ -102,22 +102,17 @@ def build_reference(
     curve: dict[int, float] = {}
     n_faithful = n_heads
     for k in tqdm(range(1, n_heads + 1), desc="reference size", disable=not progress):
-        keep_H = np.zeros(n_heads, dtype=bool)
-        keep_H[order_H[:k]] = True
-        curve[k] = ablator.kept(keep_H)["kept_normalised"]
+        curve[k] = ablator.kept(top_k_mask(importance_H, k))["kept_normalised"]
         if curve[k] >= config.target:
             n_faithful = k
             break
     gap = abs(ablator.full_metric - ablator.empty_metric)
-    n_large = int((np.abs(effects_H) >= config.min_effect * gap).sum())
+    n_large = int((importance_H >= config.min_effect * gap).sum())
     chosen = max(n_faithful, n_large, 1)
+    keep_H = top_k_mask(importance_H, chosen)
     if chosen not in curve:
-        keep_H = np.zeros(n_heads, dtype=bool)
-        keep_H[order_H[:chosen]] = True
         curve[chosen] = ablator.kept(keep_H)["kept_normalised"]
-    heads = [(int(h) // model.n_heads, int(h) % model.n_heads) for h in order_H[:chosen]]
-    keep_H = np.zeros(n_heads, dtype=bool)
-    keep_H[order_H[:chosen]] = True
+    heads = [divmod(int(h), model.n_heads) for h in np.flatnonzero(keep_H)]
     mean_kept = CircuitAblator(
         model, task, data, ablation="mean", batch_size=config.batch_size
     ).kept(keep_H)

@@ -302,9 +302,7 @@ def _load_local_dir(path: Path, device: str, dtype: torch.dtype) -> HookedTransf
         ) from None
     hf_model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
     hf_model.eval()
-    model = convert_hf_model(hf_model, tokenizer, path.name, device, dtype)
-    model.cfg.tokenizer_name = str(path)
-    return model
+    return convert_hf_model(hf_model, tokenizer, path.name, device, dtype)
 
 
 def _load_packaged(name: str, device: str, dtype: torch.dtype) -> HookedTransformer:
