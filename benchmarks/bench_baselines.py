@@ -35,10 +35,13 @@ from typing import Any
 import torch
 from common import random_model
 
-from circuits import baselines, tasks
-from circuits.baselines.acdc import circuit_loss
-from circuits.baselines.common import make_batches, timed
-from circuits.pipeline import MethodContext, default_config, run_trials
+from circuits import methods, tasks
+from circuits.config import default_config
+from circuits.methods import MethodContext
+from circuits.methods.acdc import circuit_loss
+from circuits.methods.patching import make_batches
+from circuits.pipeline import run_trials
+from circuits.timing import timed
 from interp import HookedModel
 
 FULL_METHODS = ("activation-patching", "attribution-patching", "eap", "hisp")
@@ -47,10 +50,10 @@ FULL_METHODS = ("activation-patching", "attribution-patching", "eap", "hisp")
 def forward_seconds(model: HookedModel, batches: list[Any]) -> tuple[float, float]:
     """Wall and CPU seconds of one plain forward pass over every prompt (after a warm-up)."""
     with torch.no_grad():
-        model.model(batches[0].clean_BS[:1], stop_at_layer=model.n_layers)
+        model.final_resid(batches[0].clean_BS[:1])
         return measure(
             model,
-            lambda: [model.model(b.clean_BS, stop_at_layer=model.n_layers) for b in batches],
+            lambda: [model.final_resid(b.clean_BS) for b in batches],
         )[:2]
 
 
@@ -88,11 +91,11 @@ def acdc_extrapolation(
     model: HookedModel, task: Any, data: Any, batch_size: int, repeats: int
 ) -> dict[str, Any]:
     """Measured cost per ACDC evaluation by start block, and the extrapolated run cost."""
-    graph = baselines.HeadGraph.of(model.model)
+    graph = methods.HeadGraph.of(model)
     batches = make_batches(model, task, data, batch_size)
     seconds: dict[str, float] = {}
     with timed(seconds, "cache", model.device):
-        patchers = [baselines.EdgePatcher(model, graph, batch) for batch in batches]
+        patchers = [methods.EdgePatcher(model, graph, batch) for batch in batches]
     allowed = graph.allowed_SR()
     wall_by_layer, cpu_by_layer = [], []
     for layer in range(graph.n_layers + 1):
@@ -155,8 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     forward, forward_cpu = forward_seconds(model, make_batches(model, task, data, args.batch_size))
     rows = [sae_row(model, task, data, args.batch_size, args.seed)]
     for name in (m for m in FULL_METHODS if m not in args.skip):
-        function, config_type = baselines.METHODS[name]
-        config = config_type(batch_size=args.batch_size, quiet=True)
+        method = methods.get(name)
+        function, config = (
+            method.function,
+            method.config(batch_size=args.batch_size, progress=False),
+        )
         wall, cpu, result = measure(model, functools.partial(function, model, task, data, config))
         rows.append(
             {

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 from common import SHAPES, median_seconds, random_model, timed
 
-from circuits import baselines, tasks
-from circuits.pipeline import default_config, prepare, run_trials
+from circuits import methods, tasks
+from circuits.config import default_config
+from circuits.pipeline import prepare, run_trials
 from circuits.scoring import edge_scores, heads_from_edges, node_scores
 from interp import HookedModel
 
@@ -102,8 +103,8 @@ def bench_baselines(
 
     task = tasks.get("ioi")
     data = task.generate(model.tokenizer, n=n_prompts // 2, seed=seed)
-    function, config_type = baselines.METHODS["eap"]
-    config = config_type(batch_size=batch_size, quiet=True)
+    method = methods.get("eap")
+    function, config = method.function, method.config(batch_size=batch_size, progress=False)
     eap_s, eap_all = median_seconds(
         lambda: function(model, task, data, config), model.device, 1, repeats
     )

@@ -57,7 +57,8 @@ def bare_forward_seconds(
 def bench_pipeline(n_prompts: int, seed: int, faithfulness: bool, repeats: int) -> pd.DataFrame:
     """Seconds per stage of SAE runs on IOI with GPT-2 small's shape, and bare forwards."""
     from circuits import tasks
-    from circuits.pipeline import default_config, prepare, run_trials
+    from circuits.config import default_config
+    from circuits.pipeline import prepare, run_trials
 
     model = random_model("gpt2-small", seed=seed)
     config = default_config("ioi")

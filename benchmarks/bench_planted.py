@@ -21,8 +21,9 @@ import torch
 
 import circuits
 from circuits import tasks
+from circuits.config import default_config
 from circuits.evaluation import roc_auc
-from circuits.pipeline import MethodContext, default_config
+from circuits.methods import MethodContext
 from circuits.planted import plant_shift
 from interp import load_model
 
@@ -59,7 +60,7 @@ def main() -> None:
             heads = np.random.default_rng(seed).choice(n_heads, planted_count, replace=False)
             planted = plant_shift(acts_PHD.cpu(), heads.tolist(), shift, seed=seed)
             context._acts = (planted.acts_PHD.to(acts_PHD.device), planted.is_positive_P)
-            results = {m: circuits.get_method(m)(context, seed) for m in dict(VIEWS.values())}
+            results = {m: circuits.methods.get(m).run(context, seed) for m in dict(VIEWS.values())}
             truth = planted.truth_H.numpy()
             for view, (method, column) in VIEWS.items():
                 auc = roc_auc(results[method].node[column].to_numpy(), truth)

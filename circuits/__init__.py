@@ -7,7 +7,10 @@ result = circuits.score("organism-ioi", "ioi", method="sae", seed=0)
 result.node            # one row per head: layer, head, label, score, rank, ...
 result.edges           # one row per head pair (h1 < h2)
 metrics = circuits.evaluate(result.node, circuits.tasks.get("ioi").ground_truth())
+run = circuits.run_task("organism-ioi", "ioi", ["sae", "norm"], out="results")  # + files
 ```
+
+Scoring methods and their registry: ``circuits.methods``.
 
 The public names below load on first use: importing a light submodule such as
 ``circuits.ground_truth`` must not pull in TransformerLens and SAELens.
@@ -15,40 +18,21 @@ The public names below load on first use: importing a light submodule such as
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from interp.lazy import lazy_exports
 
 _EXPORTS = {
-    "evaluation": ("Evaluation", "evaluate"),
-    "faithfulness": ("CircuitAblator", "faithfulness_report"),
-    "pipeline": (
+    "config": (
         "CaptureConfig",
         "EvaluationConfig",
-        "MethodContext",
-        "MethodTrials",
         "PipelineConfig",
-        "ScoreResult",
         "ScoringConfig",
-        "available_methods",
         "default_config",
-        "get_method",
-        "prepare",
-        "register_method",
-        "run_trials",
-        "score",
     ),
+    "evaluation": ("Evaluation", "evaluate"),
+    "faithfulness": ("CircuitAblator", "faithfulness_report"),
+    "methods": ("MethodContext", "ScoreResult"),
+    "pipeline": ("MethodTrials", "prepare", "run_trials", "score"),
+    "runs": ("TaskRun", "run_prepared", "run_task"),
     "scoring": ("edge_scores", "heads_from_edges", "node_scores"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MODULE_OF:
-        return getattr(importlib.import_module(f"circuits.{_MODULE_OF[name]}"), name)
-    raise AttributeError(f"module 'circuits' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -14,6 +14,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from interp.heads import head_mask
+
 __all__ = [
     "THRESHOLD_RULES",
     "Evaluation",
@@ -24,6 +26,7 @@ __all__ = [
     "paper_f1_leaky",
     "roc_auc",
     "roc_curve",
+    "summarise",
 ]
 
 ThresholdRule = Literal["otsu", "largest_gap"]
@@ -81,32 +84,10 @@ def _scores_array(scores: pd.DataFrame | pd.Series | np.ndarray | Iterable[float
     return values
 
 
-def _parse_head(head: object, n_heads_per_layer: int | None) -> int:
-    if isinstance(head, str):
-        label = head.strip().upper()
-        if not (label.startswith("L") and "H" in label):
-            raise ValueError(f"Ground-truth head {head!r} is not a label like 'L9H9'.")
-        layer_text, head_text = label[1:].split("H", 1)
-        return _parse_head((int(layer_text), int(head_text)), n_heads_per_layer)
-    if isinstance(head, tuple | list) and len(head) == 2:
-        if n_heads_per_layer is None:
-            raise ValueError(
-                "Ground truth given as (layer, head) needs the head layout: pass scores as "
-                "the DataFrame from circuits.score (with 'layer' and 'head' columns)."
-            )
-        layer, index = int(head[0]), int(head[1])
-        if not 0 <= index < n_heads_per_layer:
-            raise ValueError(
-                f"Ground-truth head {tuple(head)} has head index {index}, outside "
-                f"0..{n_heads_per_layer - 1}; is this ground truth for another model?"
-            )
-        return layer * n_heads_per_layer + index
-    if isinstance(head, int | np.integer):
-        return int(head)
-    raise ValueError(
-        f"Ground-truth head {head!r} is neither a label 'L{{layer}}H{{head}}', a "
-        "(layer, head) pair nor a flat layer-major index."
-    )
+def summarise(values: Iterable[float]) -> dict[str, float]:
+    """Mean and population std (ddof=0, as the seed paper's numbers) of trial values."""
+    array = np.asarray(list(values), dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std())}
 
 
 def ground_truth_mask(
@@ -115,24 +96,7 @@ def ground_truth_mask(
     n_heads_per_layer: int | None = None,
 ) -> np.ndarray:
     """Boolean vector over flat heads from labels, (layer, head) pairs, indices or a mask."""
-    heads = getattr(ground_truth, "heads", ground_truth)
-    array = np.asarray(heads) if not isinstance(heads, set | frozenset) else None
-    if array is not None and array.dtype == bool:
-        if array.shape != (n_heads,):
-            raise ValueError(
-                f"Ground-truth mask has shape {array.shape}; expected ({n_heads},) heads."
-            )
-        return array.copy()
-    mask = np.zeros(n_heads, dtype=bool)
-    for head in heads:
-        index = _parse_head(head, n_heads_per_layer)
-        if not 0 <= index < n_heads:
-            raise ValueError(
-                f"Ground-truth head {head!r} is outside this model's {n_heads} heads; "
-                "is this ground truth for another model?"
-            )
-        mask[index] = True
-    return mask
+    return head_mask(getattr(ground_truth, "heads", ground_truth), n_heads, n_heads_per_layer)
 
 
 def _check_labels(labels: np.ndarray, n: int) -> np.ndarray:

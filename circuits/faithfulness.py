@@ -1,37 +1,37 @@
 """Faithfulness: ablate every head outside a circuit and measure how much task metric is kept.
 
 Heads outside the circuit have their ``z`` (``blocks.{l}.attn.hook_z``, one vector per head
-and position) replaced on the task's clean prompts (the positives) by either
-- ``mean``: the mean ``z`` of that head over the task's corrupted prompts, per position
-  (prompts are right-padded, so position ``s`` is the ``s``-th real token of each prompt;
-  positions no reference prompt reaches get the head's mean over all positions), or
-- ``resample``: the ``z`` of a corrupted prompt of the same token length drawn at random for
-  each clean prompt (one draw per call, shared by every circuit compared), or
-- ``counterfactual``: the ``z`` of the clean prompt's own paired corrupted prompt (MIB's and
-  ACDC's ablation: positions line up, only the task-relevant tokens differ).
+and position) replaced on the task's clean prompts (the positives) under one of the ablations
+of ``circuits.ablation``: ``counterfactual`` (the paired corrupted prompt's z), ``mean`` (the
+mean z over the corrupted prompts per position; positions no reference prompt reaches get
+the head's mean over all positions) or ``resample`` (a random corrupted prompt of the same
+token length, one draw per call, shared by every circuit compared).
 
 The fraction kept is ``metric(circuit) / metric(full model)``; ``kept_normalised`` is
 ``(metric(circuit) - metric(empty)) / (metric(full) - metric(empty))``, where the empty circuit
-ablates every head.
+ablates every head. ``faithfulness_report`` gathers named circuits, MIB's curves of rankings
+(CPR, CMD) and random circuits under one ablator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from circuits.ablation import Ablation, check_ablation
+from circuits.evaluation import summarise
 from circuits.tasks import Task, TaskData
-from interp import HookedModel
+from interp.capture import MeanZ, mean_z
+from interp.heads import head_mask
+from interp.models import HookedModel
 
 __all__ = [
-    "ABLATIONS",
     "MIB_FRACTIONS",
-    "Ablation",
     "CircuitAblator",
     "FaithfulnessCurve",
     "faithfulness_curve",
@@ -39,9 +39,11 @@ __all__ = [
     "top_k_mask",
 ]
 
-Ablation = Literal["mean", "resample", "counterfactual"]
-ABLATIONS: tuple[str, ...] = ("mean", "resample", "counterfactual")
-_KEPT_KEYS = ("metric", "kept", "kept_normalised")
+_REPORT_KEYS = frozenset(
+    {"ablation", "metric_name", "n_prompts", "full_metric", "empty_metric"}
+    | {"cpr", "cmd", "curves", "random"}
+)
+"""Keys of ``faithfulness_report`` that a named circuit may not take."""
 
 MIB_FRACTIONS: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 """Circuit sizes of MIB's faithfulness curves, as fractions of the scored components
@@ -50,13 +52,11 @@ MIB_FRACTIONS: tuple[float, ...] = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 
 
 @dataclass(frozen=True)
 class _Reference:
-    """What replaces ablated heads: a per-position mean, or resampled corrupted prompts."""
+    """What replaces ablated heads: a per-position mean, or the z of donor prompts."""
 
     ablation: str
-    mean_LSHd: torch.Tensor | None
-    """Per-layer, per-position mean z over the reference prompts (``mean`` only)."""
-    overall_LHd: torch.Tensor | None
-    """Per-layer mean z over all real positions, for positions past the reference's end."""
+    mean: MeanZ | None
+    """Mean z over the corrupted prompts (``mean`` only)."""
     donors: list[int] | None
     """For each clean prompt, the corrupted prompt whose z it receives (donor ablations)."""
     donor_z: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
@@ -64,18 +64,10 @@ class _Reference:
     compared under this reference reuses them instead of rerunning the donors."""
 
 
-def _z_of(model: HookedModel, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every layer's z on some prompts, ``[layers, batch, seq, heads, d_head]``, and the mask."""
+def _z_of(model: HookedModel, prompts: Sequence[str]) -> torch.Tensor:
+    """Every layer's z on some prompts, ``[layers, batch, seq, heads, d_head]``."""
     tokens_BS, mask_BS = model.to_tokens(list(prompts))
-    store: dict[int, torch.Tensor] = {}
-
-    def save(z_BSHd: torch.Tensor, hook: Any) -> None:
-        store[hook.layer()] = z_BSHd.detach()
-
-    hooks = [(f"blocks.{layer}.attn.hook_z", save) for layer in range(model.n_layers)]
-    with torch.inference_mode(), model.hooks(hooks):
-        model.run(tokens_BS, None if bool(mask_BS.all()) else mask_BS, return_type=None)
-    return torch.stack([store[layer] for layer in range(model.n_layers)]), mask_BS
+    return model.layer_z(tokens_BS, None if bool(mask_BS.all()) else mask_BS)
 
 
 def _run(model: HookedModel, tokens_BS: torch.Tensor, mask_BS: torch.Tensor) -> torch.Tensor:
@@ -86,42 +78,23 @@ def _run(model: HookedModel, tokens_BS: torch.Tensor, mask_BS: torch.Tensor) -> 
 def _mean_reference(
     model: HookedModel, prompts: Sequence[str], batch_size: int, progress: bool
 ) -> _Reference:
-    sums: torch.Tensor | None = None
-    counts: torch.Tensor | None = None
-    batches = range(0, len(prompts), batch_size)
-    for start in tqdm(batches, desc="ablation means", disable=not progress, leave=False):
-        z_LBSHd, mask_BS = _z_of(model, prompts[start : start + batch_size])
-        z_LBSHd = z_LBSHd.float().masked_fill(~mask_BS[None, :, :, None, None], 0.0)
-        batch_sums = z_LBSHd.sum(dim=1)
-        batch_counts = mask_BS.sum(dim=0).float()
-        if sums is None or counts is None:
-            sums, counts = batch_sums, batch_counts
-        else:
-            width = max(sums.shape[1], batch_sums.shape[1])
-            sums = _pad_positions(sums, width) + _pad_positions(batch_sums, width)
-            counts = torch.nn.functional.pad(counts, (0, width - counts.shape[0])) + (
-                torch.nn.functional.pad(batch_counts, (0, width - batch_counts.shape[0]))
-            )
-    assert sums is not None and counts is not None  # prompts is non-empty (checked by caller)
-    mean_LSHd = sums / counts.clamp(min=1)[None, :, None, None]
-    overall_LHd = sums.sum(dim=1) / counts.sum()
-    return _Reference("mean", mean_LSHd.to(model.dtype), overall_LHd.to(model.dtype), None)
-
-
-def _pad_positions(x_LSHd: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.nn.functional.pad(x_LSHd, (0, 0, 0, 0, 0, width - x_LSHd.shape[1]))
+    batches = (
+        model.to_tokens(list(prompts[start : start + batch_size]))
+        for start in range(0, len(prompts), batch_size)
+    )
+    return _Reference("mean", mean_z(model, batches, progress), None)
 
 
 def _donor_reference(ablation: str, lengths: Sequence[int], seed: int) -> _Reference:
     if ablation == "counterfactual":
-        return _Reference(ablation, None, None, list(range(len(lengths))))
+        return _Reference(ablation, None, list(range(len(lengths))))
     rng = np.random.default_rng(seed)
     by_length: dict[int, list[int]] = {}
     for i, length in enumerate(lengths):
         by_length.setdefault(length, []).append(i)
     # Donors share the clean prompt's token length, so positions line up exactly.
     donors = [int(rng.choice(by_length[length])) for length in lengths]
-    return _Reference(ablation, None, None, donors)
+    return _Reference(ablation, None, donors)
 
 
 def _replacement_LBSHd(
@@ -135,14 +108,10 @@ def _replacement_LBSHd(
         key = tuple(indices)
         if key not in reference.donor_z:
             donors = [data.corrupted[reference.donors[i]] for i in indices]
-            reference.donor_z[key] = _z_of(model, donors)[0]
+            reference.donor_z[key] = _z_of(model, donors)
         return reference.donor_z[key][:, :, :width]
-    assert reference.mean_LSHd is not None and reference.overall_LHd is not None
-    mean = reference.mean_LSHd[:, :width]
-    if mean.shape[1] < width:
-        extra = reference.overall_LHd[:, None].expand(-1, width - mean.shape[1], -1, -1)
-        mean = torch.cat([mean, extra], dim=1)
-    return mean[:, None]
+    assert reference.mean is not None  # a reference is either donors or a mean
+    return reference.mean.at(width)[:, None]
 
 
 def _metric_values(
@@ -181,20 +150,9 @@ def _metric_values(
 
 
 def _keep_mask(circuit: object, model: HookedModel) -> np.ndarray:
-    n_heads = model.n_layers * model.n_heads
-    keep = np.asarray(circuit) if not isinstance(circuit, set | frozenset) else None
-    if keep is None or keep.dtype != bool:
-        # Deferred import: evaluation parses every ground-truth form the toolkit accepts.
-        from circuits.evaluation import ground_truth_mask
-
-        keep = ground_truth_mask(circuit, n_heads, model.n_heads)
-    if keep.shape != (n_heads,):
-        raise ValueError(f"circuit mask has shape {keep.shape}; expected ({n_heads},) heads.")
-    return keep
-
-
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    # A GroundTruth (or anything with `heads`) counts as its heads.
+    heads = getattr(circuit, "heads", circuit)
+    return head_mask(heads, model.n_layers * model.n_heads, model.n_heads)
 
 
 class CircuitAblator:
@@ -215,8 +173,7 @@ class CircuitAblator:
         batch_size: int = 32,
         progress: bool = False,
     ) -> None:
-        if ablation not in ABLATIONS:
-            raise ValueError(f"ablation={ablation!r} is not one of {ABLATIONS}.")
+        check_ablation(ablation)
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}; use a positive batch size.")
         if len(data) == 0:
@@ -275,46 +232,49 @@ class CircuitAblator:
             "size": size,
             "n": n,
             **{
-                key: _summary([d[key] for d in draws])
+                key: summarise([d[key] for d in draws])
                 for key in ("metric", "kept", "kept_normalised")
             },
         }
 
 
 def faithfulness_report(
-    model: HookedModel,
-    task: Task,
-    data: TaskData,
-    circuits: Mapping[str, object],
+    ablator: CircuitAblator,
+    circuits: Mapping[str, object] | None = None,
     *,
-    n_random: int = 5,
+    rankings: Sequence[np.ndarray] = (),
+    n_random: int = 0,
     random_size: int | None = None,
-    ablation: Ablation = "mean",
     seed: int = 0,
-    batch_size: int = 32,
     progress: bool = False,
+    cache: dict[bytes, float] | None = None,
 ) -> dict[str, Any]:
-    """Fraction of the task metric kept by named circuits and by random circuits of one size.
+    """Faithfulness of named circuits, of rankings and of random circuits under one ablator.
 
     ``circuits`` maps a name (e.g. ``found``, ``ground_truth``) to heads in any form
-    ``circuits.evaluation.ground_truth_mask`` accepts (labels, (layer, head) pairs, flat
-    indices, a boolean mask). Random circuits draw ``random_size`` heads (default: the first
-    circuit's size) uniformly without replacement, ``n_random`` times from ``seed``.
+    ``interp.heads.head_mask`` accepts; each name becomes a key with the circuit's ``kept``
+    dict. ``rankings`` (per-head scores, e.g. one per trial) add MIB's curves, CPR and CMD
+    (mean and std over the rankings). Random circuits draw ``random_size`` heads (default:
+    the first circuit's size) uniformly without replacement, ``n_random`` times from ``seed``.
     """
-    ablator = CircuitAblator(
-        model, task, data, ablation=ablation, seed=seed, batch_size=batch_size, progress=progress
-    )
-    found = {name: ablator.kept(circuit) for name, circuit in circuits.items()}
     report: dict[str, Any] = {
-        "ablation": ablation,
-        "metric_name": getattr(task, "metric_name", "metric"),
-        "n_prompts": len(data),
+        "ablation": ablator.ablation,
+        "metric_name": ablator.task.metric_name,
+        "n_prompts": len(ablator.data),
         "full_metric": ablator.full_metric,
         "empty_metric": ablator.empty_metric,
-        "circuits": found,
     }
-    if random_size is None and found:
-        random_size = next(iter(found.values()))["size"]
+    if rankings:
+        curves = [faithfulness_curve(ablator, scores_H, cache=cache) for scores_H in rankings]
+        report["cpr"] = summarise([curve.cpr for curve in curves])
+        report["cmd"] = summarise([curve.cmd for curve in curves])
+        report["curves"] = [curve.as_dict() for curve in curves]
+    for name, circuit in (circuits or {}).items():
+        if name in _REPORT_KEYS:
+            raise ValueError(f"circuit name {name!r} is a report key; rename the circuit.")
+        report[name] = ablator.kept(circuit)
+    if random_size is None and circuits:
+        random_size = report[next(iter(circuits))]["size"]
     if n_random > 0 and random_size is not None:
         report["random"] = ablator.random(random_size, n_random, seed, progress)
     return report

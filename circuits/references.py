@@ -32,13 +32,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from circuits import tasks as task_registry
-from circuits.baselines.activation_patching import (
-    ActivationPatchingConfig,
-    activation_patching,
-)
 from circuits.faithfulness import CircuitAblator, top_k_mask
 from circuits.ground_truth import GroundTruth, Provenance
 from circuits.ground_truth.loader import DATA_DIR
+from circuits.methods.activation_patching import (
+    ActivationPatchingConfig,
+    activation_patching,
+)
 from circuits.tasks import Task
 from interp import HookedModel, load_model, packaged
 
@@ -90,10 +90,10 @@ def build_reference(
         task,
         data,
         ActivationPatchingConfig(
-            ablation="resample", batch_size=config.batch_size, quiet=not progress
+            ablation="counterfactual", batch_size=config.batch_size, progress=progress
         ),
     )
-    effects_H = patching.effects_H.numpy()
+    effects_H = patching.node["effect"].to_numpy()
     importance_H = np.abs(effects_H)
     ablator = CircuitAblator(
         model, task, data, ablation="counterfactual", batch_size=config.batch_size

@@ -29,22 +29,20 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from interp.heads import head_labels
+
 __all__ = [
     "default_top_pairs",
     "edge_scores",
-    "head_labels",
+    "head_table",
     "heads_from_edges",
     "node_scores",
+    "rank_scores",
 ]
 
 # Rows are sorted in chunks of about this many keys: 2^24 int32 keys are 64 MB, and the
 # per-chunk temporaries (tagged keys, group-boundary masks) stay under ~250 MB.
 DEFAULT_CHUNK_KEYS = 1 << 24
-
-
-def head_labels(n_layers: int, n_heads_per_layer: int) -> list[str]:
-    """Layer-major labels ``L{layer}H{head}`` for every head."""
-    return [f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads_per_layer)]
 
 
 def _as_codes(codes_PH: torch.Tensor | np.ndarray) -> np.ndarray | torch.Tensor:
@@ -155,12 +153,13 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     )
 
 
-def _rank(score: pd.Series) -> pd.Series:
-    # Rank 1 is the highest score; tied scores share the best rank among them.
+def rank_scores(score: pd.Series) -> pd.Series:
+    """Rank of each score: 1 is the highest; tied scores share the best rank among them."""
     return score.rank(ascending=False, method="min").astype(np.int64)
 
 
-def _head_frame(n_layers: int, n_heads_per_layer: int) -> pd.DataFrame:
+def head_table(n_layers: int, n_heads_per_layer: int) -> pd.DataFrame:
+    """One row per head (index `head_index`, layer-major): layer, head, label."""
     index = np.arange(n_layers * n_heads_per_layer)
     return pd.DataFrame(
         {
@@ -186,9 +185,9 @@ def node_scores(
     keys_HP = _transposed(codes, _key_dtype(int(codes.max()) + 1, codes))
     counts = _exclusive_counts(keys_HP, _like(~labels, keys_HP))
     pos_only, neg_only, union = map(_to_numpy, counts)
-    frame = _head_frame(n_layers, n_heads_per_layer)
+    frame = head_table(n_layers, n_heads_per_layer)
     frame["score"] = _ratio(pos_only, union) if normalise else pos_only.astype(np.float64)
-    frame["rank"] = _rank(frame["score"])
+    frame["rank"] = rank_scores(frame["score"])
     frame["n_pos_codes"] = union - neg_only
     frame["n_neg_codes"] = union - pos_only
     frame["n_pos_only"] = pos_only
@@ -246,7 +245,7 @@ def edge_scores(
             "score": _ratio(pos_only, union) if normalise else pos_only.astype(np.float64),
         }
     )
-    frame["rank"] = _rank(frame["score"])
+    frame["rank"] = rank_scores(frame["score"])
     frame["n_pos_pairs"] = union - neg_only
     frame["n_neg_pairs"] = union - pos_only
     frame["n_pos_only"] = pos_only
@@ -290,7 +289,7 @@ def heads_from_edges(
     counts = np.bincount(
         edges["head1"].to_numpy(), weights=weight, minlength=n_heads_total
     ) + np.bincount(edges["head2"].to_numpy(), weights=weight, minlength=n_heads_total)
-    frame = _head_frame(n_layers, n_heads_per_layer)
+    frame = head_table(n_layers, n_heads_per_layer)
     frame["score"] = counts
-    frame["rank"] = _rank(frame["score"])
+    frame["rank"] = rank_scores(frame["score"])
     return frame

@@ -1,4 +1,4 @@
-"""Stage timing shared by the pipeline and the baselines."""
+"""Stage timing shared by the pipeline and the methods."""
 
 from __future__ import annotations
 

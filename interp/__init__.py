@@ -1,33 +1,27 @@
-"""Hooked models, attention kernels (eager | sdpa | flex) and per-head capture."""
+"""Hooked models, attention kernels (eager | sdpa | flex), per-head capture, head indexing.
 
-from interp.capture import HeadCapture, capture_heads
-from interp.kernels import KERNELS
-from interp.loading import load_model
-from interp.masks import (
-    LayerMask,
-    MaskPreset,
-    MaskSpec,
-    causal,
-    resolve_masks,
-    sink_window,
-    sliding_window,
-)
-from interp.models import ORGANISMS, ORGANISMS_DIR, HookedModel, ModelNotAvailableError
+The public names below load on first use, so that a light module (``interp.heads``, the
+ground truths) does not pull in TransformerLens.
+"""
 
-__all__ = [
-    "KERNELS",
-    "ORGANISMS",
-    "ORGANISMS_DIR",
-    "HeadCapture",
-    "HookedModel",
-    "LayerMask",
-    "MaskPreset",
-    "MaskSpec",
-    "ModelNotAvailableError",
-    "capture_heads",
-    "causal",
-    "load_model",
-    "resolve_masks",
-    "sink_window",
-    "sliding_window",
-]
+from __future__ import annotations
+
+from interp.lazy import lazy_exports
+
+_EXPORTS = {
+    "capture": ("HeadCapture", "MeanZ", "capture_heads", "mean_z"),
+    "heads": ("head_index", "head_label", "head_labels", "head_mask", "parse_head_label"),
+    "kernels": ("KERNELS",),
+    "loading": ("load_model",),
+    "masks": (
+        "LayerMask",
+        "MaskPreset",
+        "MaskSpec",
+        "causal",
+        "resolve_masks",
+        "sink_window",
+        "sliding_window",
+    ),
+    "models": ("ORGANISMS", "ORGANISMS_DIR", "HookedModel", "ModelNotAvailableError"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,11 +5,14 @@ is hooked; positions are reduced on z before the W_O multiplication (linearity),
 [batch, pos, heads, d_model] result tensor of `use_attn_result` is never built. Each layer's
 reduction and projection run inside its hook, on that layer's device, so models split over
 several GPUs (`load_model(..., n_devices=N)`) capture without gathering W_O in one place.
+
+`mean_z(...) -> MeanZ`: every layer's z averaged over prompts per position, the reference of
+mean ablation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -199,3 +202,55 @@ def _reassemble(
         else:
             merged[index.to(device)] = batch
     return merged
+
+
+@dataclass(frozen=True)
+class MeanZ:
+    """Per-layer mean ``z`` of some reference prompts, per position and over all positions."""
+
+    by_position_LSHE: torch.Tensor
+    """Mean over the prompts that reach each position (prompts are right-padded)."""
+    overall_LHE: torch.Tensor
+    """Mean over every real position, for positions past the longest reference prompt."""
+
+    def at(self, width: int) -> torch.Tensor:
+        """The mean of the first ``width`` positions, ``[layer, width, head, d_head]``."""
+        mean_LSHE = self.by_position_LSHE[:, :width]
+        if mean_LSHE.shape[1] < width:
+            extra = self.overall_LHE[:, None].expand(-1, width - mean_LSHE.shape[1], -1, -1)
+            mean_LSHE = torch.cat([mean_LSHE, extra], dim=1)
+        return mean_LSHE
+
+
+def mean_z(
+    model: HookedModel,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    progress: bool = False,
+) -> MeanZ:
+    """Mean ``z`` of right-padded ``(tokens_BS, mask_BS)`` batches, over real tokens."""
+    sums_LSHE: torch.Tensor | None = None
+    counts_S: torch.Tensor | None = None
+    for tokens_BS, mask_BS in tqdm(batches, desc="mean z", disable=not progress, leave=False):
+        # A batch without padding needs no mask (and keeps fused attention on its fast path).
+        z_LBSHE = model.layer_z(tokens_BS, None if bool(mask_BS.all()) else mask_BS)
+        # Sums in float32 at least (float64 models keep their precision).
+        z_LBSHE = z_LBSHE.to(torch.promote_types(z_LBSHE.dtype, torch.float32))
+        z_LBSHE = z_LBSHE.masked_fill(~mask_BS[None, :, :, None, None], 0.0)
+        batch_sums, batch_counts = z_LBSHE.sum(dim=1), mask_BS.sum(dim=0).float()
+        if sums_LSHE is None or counts_S is None:
+            sums_LSHE, counts_S = batch_sums, batch_counts
+            continue
+        width = max(sums_LSHE.shape[1], batch_sums.shape[1])
+        sums_LSHE = _pad(sums_LSHE, width) + _pad(batch_sums, width)
+        counts_S = _pad(counts_S, width, dim=0) + _pad(batch_counts, width, dim=0)
+    if sums_LSHE is None or counts_S is None:
+        raise ValueError("mean z of no prompts; give at least one batch.")
+    mean_LSHE = sums_LSHE / counts_S.clamp(min=1)[None, :, None, None]
+    overall_LHE = sums_LSHE.sum(dim=1) / counts_S.sum()
+    return MeanZ(mean_LSHE.to(model.dtype), overall_LHE.to(model.dtype))
+
+
+def _pad(x: torch.Tensor, width: int, dim: int = 1) -> torch.Tensor:
+    """Zero-pad axis ``dim`` (positions: 1 of ``[layer, seq, head, d]``, 0 of counts)."""
+    padding = [0, 0] * (x.ndim - 1 - dim) + [0, width - x.shape[dim]]
+    return torch.nn.functional.pad(x, padding)

@@ -58,54 +58,45 @@ def _unsupported_features(model: HookedTransformer) -> list[str]:
 
 
 @dataclass
-class _SharedState:
-    """Per-model caches shared by all layers: compiled flex, masks by shape, padding check."""
+class _DenseMasks:
+    """Dense boolean masks of the layers, cached for the current shape only."""
 
-    kernel: str
-    flex_fn: Any = None
-    dense_masks: dict[tuple, torch.Tensor] = field(default_factory=dict)
-    block_masks: dict[tuple, Any] = field(default_factory=dict)
-    last_padding: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    cache: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
-    def key_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-        """The key-padding mask the kernel must apply, or None when padding is harmless."""
-        if attention_mask is None:
-            return None
-        # Every layer receives the same mask object in one forward: check it once.
-        if self.last_padding is not None and self.last_padding[0] is attention_mask:
-            return self.last_padding[1]
-        mask_BK = attention_mask.bool()
-        right_padded = bool((mask_BK[:, 1:] <= mask_BK[:, :-1]).all())
-        result = None if right_padded and bool(mask_BK[:, 0].all()) else mask_BK
-        self.last_padding = (attention_mask, result)
-        self.block_masks = {k: v for k, v in self.block_masks.items() if k[-1] is None}
-        return result
-
-    def dense(self, layer_mask: LayerMask, q_len: int, k_len: int, device: torch.device):
-        """Dense boolean mask of a layer, cached for the current shape only."""
+    def get(
+        self, layer_mask: LayerMask, q_len: int, k_len: int, device: torch.device
+    ) -> torch.Tensor:
+        """The dense mask of a layer for `q_len` queries and `k_len` keys."""
         key = (layer_mask, q_len, k_len, device)
-        if key not in self.dense_masks:
-            if any(k[1:] != key[1:] for k in self.dense_masks):
-                self.dense_masks.clear()
-            self.dense_masks[key] = layer_mask.dense(q_len, k_len, device)
-        return self.dense_masks[key]
+        if key not in self.cache:
+            if any(k[1:] != key[1:] for k in self.cache):
+                self.cache.clear()
+            self.cache[key] = layer_mask.dense(q_len, k_len, device)
+        return self.cache[key]
 
-    def block_mask(
+
+@dataclass
+class _BlockMasks:
+    """flex BlockMasks of the layers, cached by shape (and by padding mask when present)."""
+
+    cache: dict[tuple, Any] = field(default_factory=dict)
+
+    def get(
         self,
         layer_mask: LayerMask,
         batch: int,
         seq_len: int,
         device: torch.device,
         key_mask_BK: torch.Tensor | None,
-    ):
-        """flex BlockMask of a layer, cached by shape (and by padding mask when present).
+    ) -> Any:
+        """The BlockMask of a layer.
 
         `key_mask_BK` covers the real sequence; keys appended to reach `seq_len` are hidden.
         """
         from torch.nn.attention.flex_attention import create_block_mask
 
         key = (layer_mask, seq_len, device, key_mask_BK)
-        cached = self.block_masks.get(key)
+        cached = self.cache.get(key)
         if cached is None:
             n_heads = 1 if layer_mask.is_uniform else len(layer_mask.presets)
             if key_mask_BK is not None:
@@ -120,28 +111,79 @@ class _SharedState:
                 seq_len,
                 device=device,
             )
-            self.block_masks[key] = cached
+            self.cache[key] = cached
         return cached
 
-    def flex(self):
-        """flex_attention compiled once per model (uncompiled flex is a slow reference)."""
-        if self.flex_fn is None:
+    def drop_padded(self) -> None:
+        """Forget the masks built for a padding mask (keep the unpadded ones)."""
+        self.cache = {k: v for k, v in self.cache.items() if k[-1] is None}
+
+
+@dataclass
+class _PaddingCheck:
+    """Which key-padding mask the fused kernels must apply, worked out once per forward."""
+
+    block_masks: _BlockMasks
+    """Its padded entries are keyed by the mask this check returns; a new mask retires them."""
+    last: tuple[torch.Tensor, torch.Tensor | None] | None = None
+    """The last attention mask seen and the key mask it gave."""
+
+    def key_mask(self, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The key-padding mask the kernel must apply, or None when padding is harmless."""
+        if attention_mask is None:
+            return None
+        # Every layer receives the same mask object in one forward: check it once.
+        if self.last is not None and self.last[0] is attention_mask:
+            return self.last[1]
+        mask_BK = attention_mask.bool()
+        right_padded = bool((mask_BK[:, 1:] <= mask_BK[:, :-1]).all())
+        result = None if right_padded and bool(mask_BK[:, 0].all()) else mask_BK
+        self.last = (attention_mask, result)
+        self.block_masks.drop_padded()
+        return result
+
+
+@dataclass
+class _CompiledFlex:
+    """flex_attention compiled once per model (uncompiled flex is a slow reference)."""
+
+    compiled: Any = None
+
+    def get(self) -> Any:
+        """The compiled flex_attention, compiling it on first use."""
+        if self.compiled is None:
             from torch.nn.attention.flex_attention import flex_attention
 
-            self.flex_fn = torch.compile(flex_attention)
-        return self.flex_fn
+            self.compiled = torch.compile(flex_attention)
+        return self.compiled
+
+
+@dataclass
+class _ModelCaches:
+    """What the attention layers of one model share, one object per job."""
+
+    dense_masks: _DenseMasks
+    block_masks: _BlockMasks
+    padding: _PaddingCheck
+    flex: _CompiledFlex
+
+    @classmethod
+    def new(cls) -> _ModelCaches:
+        """Empty caches for one model."""
+        block_masks = _BlockMasks()
+        return cls(_DenseMasks(), block_masks, _PaddingCheck(block_masks), _CompiledFlex())
 
 
 class AttentionKernel:
     """Replacement forward of one attention module: TransformerLens hooks, chosen kernel."""
 
     def __init__(
-        self, attn: AbstractAttention, kernel: str, layer_mask: LayerMask, shared: _SharedState
+        self, attn: AbstractAttention, kernel: str, layer_mask: LayerMask, caches: _ModelCaches
     ):
         self.attn = attn
         self.kernel = kernel
         self.layer_mask = layer_mask
-        self.shared = shared
+        self.caches = caches
 
     def __call__(
         self,
@@ -173,7 +215,7 @@ class AttentionKernel:
         if attn.cfg.positional_embedding_type == "rotary":
             q = attn.hook_rot_q(attn.apply_rotary(q, 0, attention_mask))
             k = attn.hook_rot_k(attn.apply_rotary(k, 0, attention_mask))
-        key_mask_BK = self.shared.key_mask(attention_mask)
+        key_mask_BK = self.caches.padding.key_mask(attention_mask)
         # [batch, pos, head, d_head] -> [batch, head, pos, d_head] for the fused kernels.
         q_BHQD, k_BHKD, v_BHKD = (t.transpose(1, 2) for t in (q, k, v))
         if self.kernel == "sdpa":
@@ -198,7 +240,7 @@ class AttentionKernel:
         k_len = q_len + (
             0 if past_kv_cache_entry is None else past_kv_cache_entry.past_keys.size(1)
         )
-        allowed = self.shared.dense(self.layer_mask, q_len, k_len, query_input.device)
+        allowed = self.caches.dense_masks.get(self.layer_mask, q_len, k_len, query_input.device)
         preset_mask = torch.zeros(allowed.shape, dtype=query_input.dtype, device=allowed.device)
         preset_mask = preset_mask.masked_fill(~allowed, float("-inf"))
         if additive_attention_mask is not None:
@@ -229,7 +271,7 @@ class AttentionKernel:
             return F.scaled_dot_product_attention(
                 q_BHQD, k_BHKD, v_BHKD, is_causal=True, scale=scale, enable_gqa=gqa
             )
-        allowed = self.shared.dense(self.layer_mask, q_len, k_len, q_BHQD.device)[None]
+        allowed = self.caches.dense_masks.get(self.layer_mask, q_len, k_len, q_BHQD.device)[None]
         if key_mask_BK is not None:
             # Blocks of a model split over GPUs get the mask from the first one.
             allowed = allowed & key_mask_BK.to(allowed.device)[:, None, None, :]
@@ -258,10 +300,10 @@ class AttentionKernel:
         if extra:
             # Appended positions come after every real query, so causality already hides them.
             q_BHQD, k_BHKD, v_BHKD = (F.pad(t, (0, 0, 0, extra)) for t in (q_BHQD, k_BHKD, v_BHKD))
-        block_mask = self.shared.block_mask(
+        block_mask = self.caches.block_masks.get(
             self.layer_mask, batch, padded_len, q_BHQD.device, key_mask_BK
         )
-        z_BHQD = self.shared.flex()(
+        z_BHQD = self.caches.flex.get()(
             q_BHQD,
             k_BHKD,
             v_BHKD,
@@ -301,14 +343,14 @@ def set_attn_kernel(
         cfg.window_size if block.attn.attn_type == "local" else None for block in model.blocks
     )
     layer_masks = resolve_masks(masks, cfg.n_layers, cfg.n_heads, native)
-    shared = _SharedState(kernel)
+    caches = _ModelCaches.new()
     for block, layer_mask in zip(model.blocks, layer_masks, strict=True):
         attn = block.attn
         attn.__dict__.pop("forward", None)
         # Eager with plain causal masks is TransformerLens untouched (it applies its own
         # native local window); anything else goes through AttentionKernel.
         if kernel != "eager" or not all(p.is_causal for p in layer_mask.presets):
-            attn.forward = AttentionKernel(attn, kernel, layer_mask, shared)
+            attn.forward = AttentionKernel(attn, kernel, layer_mask, caches)
     return layer_masks
 
 

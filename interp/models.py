@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformer_lens import HookedTransformer
+from transformer_lens import HookedTransformer, HookedTransformerConfig
+from transformer_lens.utilities.activation_functions import apply_softcap
 from transformers import PreTrainedTokenizerBase
 
 from interp.fused import fuse_modules
+from interp.heads import head_labels
 from interp.kernels import head_patterns, set_attn_kernel
 from interp.masks import LayerMask, MaskSpec
 
@@ -85,9 +87,36 @@ class HookedModel:
     @property
     def head_labels(self) -> list[str]:
         """`L{layer}H{head}` for every head, layer-major (index `layer * n_heads + head`)."""
-        return [
-            f"L{layer}H{head}" for layer in range(self.n_layers) for head in range(self.n_heads)
-        ]
+        return head_labels(self.n_layers, self.n_heads)
+
+    @property
+    def cfg(self) -> HookedTransformerConfig:
+        """The TransformerLens config (read it; `hooks` and `per_head_inputs` switch modes)."""
+        return self.model.cfg
+
+    @contextmanager
+    def per_head_inputs(self) -> Iterator[HookedModel]:
+        """Expose each query head's own input (`blocks.{l}.hook_attn_in`, `[batch, seq,
+        head, d_model]`) and each MLP's (`hook_mlp_in`) as hooks for the block; then restore.
+
+        Grouped-query attention: a key/value head is shared by several query heads. Inside
+        the block the K/V projection is computed per query head (the shared weights
+        repeated, exact for the unpatched model), so a change to query head h's input
+        changes the query, key and value that h reads and nothing its group-mates read.
+        """
+        cfg = self.cfg
+        previous = (cfg.use_attn_in, cfg.use_hook_mlp_in, cfg.ungroup_grouped_query_attention)
+        cfg.use_attn_in = True
+        cfg.use_hook_mlp_in = not cfg.attn_only
+        cfg.ungroup_grouped_query_attention = cfg.n_key_value_heads is not None
+        try:
+            yield self
+        finally:
+            (cfg.use_attn_in, cfg.use_hook_mlp_in, cfg.ungroup_grouped_query_attention) = previous
+
+    def W_O(self, layer: int) -> torch.Tensor:
+        """Output weights `[head, d_head, d_model]` of one layer's heads."""
+        return self.model.blocks[layer].attn.W_O
 
     @property
     def device(self) -> torch.device:
@@ -193,6 +222,47 @@ class HookedModel:
         if attention_mask is not None:
             attention_mask = attention_mask.to(self.device)
         return self.model(tokens, attention_mask=attention_mask, **forward_kwargs)
+
+    def final_resid(self, tokens_BS: torch.Tensor) -> torch.Tensor:
+        """Residual stream `[batch, seq, d_model]` after the last block (before the final
+        norm); right-padded prompts need no mask, since no real token attends to a pad."""
+        return self.model(tokens_BS, stop_at_layer=self.n_layers)
+
+    def run_from(
+        self, resid_BSD: torch.Tensor, start_layer: int, tokens_BS: torch.Tensor
+    ) -> torch.Tensor:
+        """Final residual stream after running blocks `start_layer..` on `resid_BSD`."""
+        extra = {}
+        if self.cfg.positional_embedding_type == "shortformer":
+            # Shortformer adds position embeddings to every layer's q/k input, not the residual.
+            extra["shortformer_pos_embed"] = self.model.pos_embed(tokens_BS)
+        return self.model(
+            resid_BSD, start_at_layer=start_layer, stop_at_layer=self.n_layers, **extra
+        )
+
+    def answer_logits(self, resid_BSD: torch.Tensor, answer_pos_B: torch.Tensor) -> torch.Tensor:
+        """Logits `[batch, vocab]` at the answer positions from the final residual stream."""
+        rows = torch.arange(len(answer_pos_B), device=resid_BSD.device)
+        # Unembedding only the answer positions: the vocabulary projection dominates small models.
+        x_B1D = resid_BSD[rows, answer_pos_B.to(resid_BSD.device)][:, None]
+        if self.cfg.normalization_type is not None:
+            x_B1D = self.model.ln_final(x_B1D)
+        logits_B1V = apply_softcap(self.model.unembed(x_B1D), self.cfg.output_logits_soft_cap)
+        return logits_B1V[:, 0]
+
+    def layer_z(
+        self, tokens_BS: torch.Tensor, attention_mask_BS: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Every layer's `z`, `[layer, batch, seq, head, d_head]`, without gradients."""
+        store: dict[int, torch.Tensor] = {}
+
+        def save(z_BSHE: torch.Tensor, hook: Any) -> None:
+            store[hook.layer()] = z_BSHE.detach()
+
+        hooks = [(f"blocks.{layer}.attn.hook_z", save) for layer in range(self.n_layers)]
+        with torch.no_grad(), self.hooks(hooks):
+            self.run(tokens_BS, attention_mask_BS, stop_at_layer=self.n_layers)
+        return torch.stack([store[layer] for layer in range(self.n_layers)])
 
     @contextmanager
     def hooks(self, fwd_hooks: Sequence[Hook]) -> Iterator[HookedModel]:

@@ -4,7 +4,7 @@ Importing this package registers the `discrete` architecture with SAELens, so
 `sae_lens.SAE.load_from_disk` can load saved discrete SAEs afterwards.
 """
 
-from saes.codes import CodeStats, code_stats, codes, codes_from_hook_z
+from saes.codes import CodeStats, code_stats, codes, codes_from_hook_z, codes_with_stats
 from saes.discrete_sae import (
     ARCHITECTURE,
     DiscreteSAE,
@@ -26,6 +26,7 @@ __all__ = [
     "code_stats",
     "codes",
     "codes_from_hook_z",
+    "codes_with_stats",
     "load_discrete_sae",
     "train_discrete_sae",
 ]

@@ -146,16 +146,31 @@ def code_stats(
     device: str | torch.device | None = None,
 ) -> CodeStats:
     """Codes used, dead latents and rows, reconstruction error (MSE, FVU) and L0 of `sae`."""
+    return codes_with_stats(
+        sae, acts_PHD, dead_rows=dead_rows, batch_rows=batch_rows, device=device
+    )[1]
+
+
+@torch.no_grad()
+def codes_with_stats(
+    sae: SAE[Any],
+    acts_PHD: Tensor,
+    *,
+    dead_rows: DeadRows = "preact",
+    batch_rows: int | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[Tensor, CodeStats]:
+    """`codes` and `code_stats` of one pass over the rows."""
     _check_dead_rows(dead_rows)
     _check_residual_sae(sae, acts_PHD)
-    _, totals = _run(sae, acts_PHD, dead_rows, batch_rows, device, with_stats=True)
+    codes_PH, totals = _run(sae, acts_PHD, dead_rows, batch_rows, device, with_stats=True)
     n_rows, d_in = acts_PHD.shape[0] * acts_PHD.shape[1], acts_PHD.shape[2]
     counts = totals["code_counts"]
     # Total variance from float64 sums: sum ||x - mean||^2 = sum ||x||^2 - n ||mean||^2.
     mean = totals["sum_x"] / n_rows
     total_var = float(totals["sum_x2"] - n_rows * mean.pow(2).sum())
     sse = float(totals["sse"])
-    return CodeStats(
+    return codes_PH, CodeStats(
         n_rows=n_rows,
         n_latents=sae.cfg.d_sae,
         n_codes_used=int((counts > 0).sum()),

@@ -106,7 +106,7 @@ def train_discrete_sae(
     config: SAETrainingConfig | None = None,
     seed: int = 0,
     *,
-    quiet: bool = False,
+    progress: bool = True,
 ) -> DiscreteSAE:
     """Train one SAE shared by all heads on `config.n_train_prompts` prompts drawn with `seed`."""
     config = config or SAETrainingConfig()
@@ -134,7 +134,7 @@ def train_discrete_sae(
     sae = DiscreteSAE(sae_cfg)
     sae.reset_parameters(generator, config.init)
     if config.trainer == "fast":
-        _fit_fast(sae, x_ND, config, quiet=quiet)
+        _fit_fast(sae, x_ND, config, progress=progress)
     else:
         _fit_sae_lens(sae, x_ND, config)
     sae.eval()
@@ -160,7 +160,7 @@ def _draw_prompts(n_prompts: int, n_train: int | None, generator: torch.Generato
     return torch.randperm(n_prompts, generator=generator)[:n_train].sort().values
 
 
-def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, quiet: bool) -> None:
+def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, progress: bool) -> None:
     """Full-batch Adam with hand-derived gradients: no autograd graph, preallocated buffers.
 
     Autograd would also form the [N, d_in] gradient of the centred input (one more matmul of
@@ -222,7 +222,7 @@ def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, quie
             n_steps, run_step = config.n_epochs - _GRAPH_WARMUP_STEPS, graph.replay
         else:
             n_steps, run_step = config.n_epochs, step
-        for _ in trange(n_steps, disable=quiet, desc="SAE training", leave=False):
+        for _ in trange(n_steps, disable=not progress, desc="SAE training", leave=False):
             run_step()
     for param in params:
         param.grad = None

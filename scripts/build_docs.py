@@ -3,9 +3,9 @@
     python scripts/build_docs.py [--out site]     # what `make docs` runs; open site/index.html
 
 pdoc only follows the submodules a package lists in `__all__`, so every module of the three
-packages is named explicitly (found with pkgutil). `circuits` exports its public names lazily
-(a module `__getattr__`, so that light submodules import fast), which pdoc cannot see; they are
-resolved before rendering so the `circuits` page lists them.
+packages is named explicitly (found with pkgutil). `interp` and `circuits` export their public
+names lazily (a module `__getattr__`, so that light submodules import fast), which pdoc cannot
+see; they are resolved before rendering so the package pages list them.
 """
 
 from __future__ import annotations

@@ -12,16 +12,22 @@ from transformer_lens import HookedTransformer, HookedTransformerConfig
 from transformer_lens import patching as tl_patching
 
 import circuits
-from circuits import baselines, tasks
-from circuits.baselines.acdc import circuit_loss
-from circuits.baselines.common import answer_logits, layer_z, make_batches
-from circuits.baselines.eap import edge_effects
-from circuits.baselines.hisp import gate_gradients, gated_metric
-from circuits.pipeline import CaptureConfig, MethodContext, PipelineConfig
+from circuits import methods, tasks
+from circuits.config import CaptureConfig, PipelineConfig
+from circuits.methods import MethodContext
+from circuits.methods.acdc import circuit_loss
+from circuits.methods.eap import edge_effects
+from circuits.methods.hisp import gate_gradients, gated_metric
+from circuits.methods.patching import make_batches
 from interp import HookedModel, load_model
 from tests.conftest import build_gpt2_tokenizer
 
 N_PROMPTS = 6
+
+
+def _column(result: methods.ScoreResult, name: str) -> torch.Tensor:
+    """One column of a result's node frame as a float64 tensor (head order)."""
+    return torch.tensor(result.node[name].to_numpy())
 
 
 def _model(
@@ -122,8 +128,8 @@ def _float64_batch(model: HookedModel, ioi):
 def test_activation_patching_matches_transformer_lens(ioi, shortformer) -> None:
     model = _model(n_layers=2, kernel="eager", shortformer=shortformer)
     task, data = ioi
-    result = baselines.activation_patching(
-        model, task, data, baselines.ActivationPatchingConfig(batch_size=4, quiet=True)
+    result = methods.activation_patching(
+        model, task, data, methods.ActivationPatchingConfig(batch_size=4, progress=False)
     )
     batch = _batch(model, ioi)
     _, corrupted_cache = model.model.run_with_cache(batch.corrupted_BS)
@@ -137,9 +143,9 @@ def test_activation_patching_matches_transformer_lens(ioi, shortformer) -> None:
     )
     base = metric(model.model(batch.clean_BS))
     torch.testing.assert_close(
-        result.effects_H, (patched_LH.flatten() - base).double(), atol=1e-5, rtol=1e-4
+        _column(result, "effect"), (patched_LH.flatten() - base).double(), atol=1e-5, rtol=1e-4
     )
-    frame = result.node_frame()
+    frame = result.node
     assert list(frame.columns[:5]) == ["layer", "head", "label", "score", "rank"]
     assert frame.loc[5, "label"] == "L1H1"
     assert (frame["score"] == frame["effect"].abs()).all()
@@ -147,12 +153,12 @@ def test_activation_patching_matches_transformer_lens(ioi, shortformer) -> None:
 
 def test_mean_ablation_matches_a_manual_patch(ioi, model64) -> None:
     task, data = ioi
-    result = baselines.activation_patching(
-        model64, task, data, baselines.ActivationPatchingConfig(ablation="mean", quiet=True)
+    result = methods.activation_patching(
+        model64, task, data, methods.ActivationPatchingConfig(ablation="mean", progress=False)
     )
     batch = _batch(model64, ioi)
     layer, head = 1, 2
-    z_corrupted = layer_z(model64, batch.corrupted_BS)[layer]
+    z_corrupted = model64.layer_z(batch.corrupted_BS)[layer]
     mask = batch.mask_BS[:, :, None].double()
     mean_SE = (z_corrupted[:, :, head] * mask).sum(0) / mask.sum(0)
 
@@ -165,29 +171,31 @@ def test_mean_ablation_matches_a_manual_patch(ioi, model64) -> None:
         patched = task.metric(model64.model(batch.clean_BS), batch.data, mask=batch.mask_BS)
     with torch.no_grad():
         clean = task.metric(model64.model(batch.clean_BS), batch.data, mask=batch.mask_BS)
-    assert float(result.effects_H[layer * 4 + head]) == pytest.approx(float(patched - clean))
+    assert float(_column(result, "effect")[layer * 4 + head]) == pytest.approx(
+        float(patched - clean)
+    )
 
 
-@pytest.mark.parametrize("ablation", ["resample", "mean"])
+@pytest.mark.parametrize("ablation", ["counterfactual", "mean"])
 def test_attribution_patching_ranks_heads_like_activation_patching(
     ioi, small_init, ablation
 ) -> None:
     task, data = ioi
-    exact = baselines.activation_patching(
-        small_init, task, data, baselines.ActivationPatchingConfig(ablation=ablation, quiet=True)
+    exact = methods.activation_patching(
+        small_init, task, data, methods.ActivationPatchingConfig(ablation=ablation, progress=False)
     )
-    linear = baselines.attribution_patching(
-        small_init, task, data, baselines.AttributionPatchingConfig(ablation=ablation, quiet=True)
+    linear = methods.attribution_patching(
+        small_init, task, data, methods.AttributionPatchingConfig(ablation=ablation, progress=False)
     )
-    scores = pd.DataFrame({"exact": exact.scores_H.numpy(), "linear": linear.scores_H.numpy()})
+    scores = pd.DataFrame({"exact": exact.node["score"], "linear": linear.node["score"]})
     assert scores.corr(method="spearman").loc["exact", "linear"] > 0.95
 
 
 def test_eap_edges_match_finite_differences(ioi, model64) -> None:
-    graph = baselines.HeadGraph.of(model64.model)
+    graph = methods.HeadGraph.of(model64)
     batch = _float64_batch(model64, ioi)
     effects_SR = edge_effects(model64, graph, batch) / batch.size
-    patcher = baselines.EdgePatcher(model64, graph, batch)
+    patcher = methods.EdgePatcher(model64, graph, batch)
     senders, receivers = graph.labels()
     eps = 1e-4
     for upstream, downstream in [
@@ -210,13 +218,15 @@ def test_eap_edges_match_finite_differences(ioi, model64) -> None:
 
 def test_eap_node_effect_is_attribution_patching(ioi, model64) -> None:
     task, data = ioi
-    edges = baselines.eap(model64, task, data, baselines.EAPConfig(batch_size=4, quiet=True))
-    nodes = baselines.attribution_patching(model64, task, data)
-    torch.testing.assert_close(edges.effects_H, nodes.effects_H)
-    assert set(edges.edges.columns) >= {"upstream", "downstream", "score", "effect", "rank"}
-    assert len(edges.edges) == int(baselines.HeadGraph.of(model64.model).allowed_SR().sum())
-    incident = edges.edges[(edges.edges.upstream == "L1H0") | (edges.edges.downstream == "L1H0")]
-    assert float(edges.scores_H[4]) == pytest.approx(incident["score"].sum())
+    edges = methods.eap(model64, task, data, methods.EAPConfig(batch_size=4, progress=False))
+    nodes = methods.attribution_patching(model64, task, data)
+    torch.testing.assert_close(_column(edges, "effect"), _column(nodes, "effect"))
+    assert set(edges.graph_edges.columns) >= {"upstream", "downstream", "score", "effect", "rank"}
+    assert len(edges.graph_edges) == int(methods.HeadGraph.of(model64).allowed_SR().sum())
+    incident = edges.graph_edges[
+        (edges.graph_edges.upstream == "L1H0") | (edges.graph_edges.downstream == "L1H0")
+    ]
+    assert float(_column(edges, "score")[4]) == pytest.approx(incident["score"].sum())
 
 
 @pytest.mark.parametrize(
@@ -227,15 +237,15 @@ def test_edge_patcher_endpoints(ioi, attn_only, shortformer, gqa) -> None:
     model = _model(
         n_layers=2, attn_only=attn_only, shortformer=shortformer, gqa=gqa, dtype=torch.float64
     )
-    graph = baselines.HeadGraph.of(model.model)
+    graph = methods.HeadGraph.of(model)
     batch = _batch(model, ioi)
-    patcher = baselines.EdgePatcher(model, graph, batch)
+    patcher = methods.EdgePatcher(model, graph, batch)
     zeros = torch.zeros(graph.n_senders, graph.n_receivers)
     torch.testing.assert_close(patcher.run(zeros), patcher.clean_logits_BV)
     # Every edge corrupted: each node reads the corrupted residual stream.
     with torch.no_grad():
         final = model.model(batch.corrupted_BS, stop_at_layer=graph.n_layers)
-        corrupted = answer_logits(model.model, final, batch.answer_pos_B)
+        corrupted = model.answer_logits(final, batch.answer_pos_B)
     torch.testing.assert_close(patcher.run(graph.allowed_SR().double()), corrupted)
     # Starting at a later block is exact when no earlier receiver is patched.
     generator = torch.Generator().manual_seed(0)
@@ -247,23 +257,23 @@ def test_edge_patcher_endpoints(ioi, attn_only, shortformer, gqa) -> None:
 
 
 def test_acdc_threshold_extremes(ioi, model64) -> None:
-    graph = baselines.HeadGraph.of(model64.model)
-    patchers = [baselines.EdgePatcher(model64, graph, _batch(model64, ioi))]
+    graph = methods.HeadGraph.of(model64)
+    patchers = [methods.EdgePatcher(model64, graph, _batch(model64, ioi))]
     allowed = graph.allowed_SR()
-    keep_all = baselines.prune(patchers, tau=0.0)
+    keep_all = methods.prune(patchers, tau=0.0)
     assert torch.equal(keep_all.kept_SR, allowed)
     assert keep_all.n_evaluations == int(allowed.sum()) + 1
-    keep_none = baselines.prune(patchers, tau=1e9)
+    keep_none = methods.prune(patchers, tau=1e9)
     assert not keep_none.kept_SR.any()
     # Only the logits' edges are tried: afterwards every node is disconnected.
     assert keep_none.n_evaluations == int(allowed[:, graph.logits_receiver].sum()) + 1
 
 
 def test_acdc_loss_bookkeeping_matches_a_fresh_evaluation(ioi, model64) -> None:
-    graph = baselines.HeadGraph.of(model64.model)
-    patchers = [baselines.EdgePatcher(model64, graph, _batch(model64, ioi))]
+    graph = methods.HeadGraph.of(model64)
+    patchers = [methods.EdgePatcher(model64, graph, _batch(model64, ioi))]
     for loss in ("kl", "task"):
-        run = baselines.prune(patchers, tau=0.003, loss=loss)
+        run = methods.prune(patchers, tau=0.003, loss=loss)
         assert 0 < int(run.kept_SR.sum()) < int(graph.allowed_SR().sum())
         removed = (graph.allowed_SR() & ~run.kept_SR).double()
         assert circuit_loss(patchers, removed, 0, loss) == pytest.approx(run.loss, abs=1e-12)
@@ -272,12 +282,12 @@ def test_acdc_loss_bookkeeping_matches_a_fresh_evaluation(ioi, model64) -> None:
 def test_acdc_sweep_scores(ioi) -> None:
     model = _model(n_layers=2)
     task, data = ioi
-    config = baselines.ACDCConfig(thresholds=(0.3, 0.001, 1e9), batch_size=4, quiet=True)
-    result = baselines.acdc(model, task, data, config)
+    config = methods.ACDCConfig(thresholds=(0.3, 0.001, 1e9), batch_size=4, progress=False)
+    result = methods.acdc(model, task, data, config)
     assert result.extra["thresholds"] == [0.001, 0.3, 1e9]
     assert result.extra["n_edges_kept"][-1] == 0
-    assert set(result.scores_H.tolist()) <= {0.0, 0.001, 0.3}
-    assert result.edges["score"].max() <= 0.3
+    assert set(_column(result, "score").tolist()) <= {0.0, 0.001, 0.3}
+    assert result.graph_edges["score"].max() <= 0.3
     assert {"cache", "prune"} <= set(result.seconds)
 
 
@@ -295,9 +305,9 @@ def test_hisp_matches_finite_differences(ioi, model64) -> None:
         finite_difference = float(values[0] - values[1]) / (2 * eps)
         assert float(grads_BH[prompt, head]) == pytest.approx(finite_difference, rel=1e-6)
     task, data = ioi
-    result = baselines.hisp(model64, task, data, baselines.HISPConfig(batch_size=4, quiet=True))
+    result = methods.hisp(model64, task, data, methods.HISPConfig(batch_size=4, progress=False))
     task_grads_BH = gate_gradients(model64, _batch(model64, ioi))
-    torch.testing.assert_close(result.scores_H, task_grads_BH.abs().mean(0).double())
+    torch.testing.assert_close(_column(result, "score"), task_grads_BH.abs().mean(0).double())
 
 
 def test_gradients_work_on_frozen_loaded_models(ioi, tiny_gpt2_dir) -> None:
@@ -305,9 +315,9 @@ def test_gradients_work_on_frozen_loaded_models(ioi, tiny_gpt2_dir) -> None:
     assert not any(p.requires_grad for p in model.model.parameters())
     task, data = ioi
     for name in ("attribution-patching", "eap", "hisp"):
-        function, config_type = baselines.METHODS[name]
-        result = function(model, task, data, config_type(quiet=True))
-        assert result.scores_H.shape == (8,) and bool(result.scores_H.isfinite().all())
+        method = methods.get(name)
+        result = method.function(model, task, data, method.config(progress=False))
+        assert len(result.node) == 8 and bool(_column(result, "score").isfinite().all())
 
 
 def test_registered_in_the_pipeline(ioi) -> None:
@@ -315,11 +325,12 @@ def test_registered_in_the_pipeline(ioi) -> None:
     task, data = ioi
     config = PipelineConfig(capture=CaptureConfig(n_prompts=2 * N_PROMPTS, batch_size=4))
     context = MethodContext(model, task, data, config, progress=False)
-    assert set(baselines.METHODS) <= set(circuits.available_methods())
+    patching = {"activation-patching", "attribution-patching", "eap", "acdc", "hisp"}
+    assert {name for name in methods.names() if methods.get(name).function} == patching
     for name in ("activation-patching", "eap"):
-        result = circuits.get_method(name)(context, 0)
+        result = methods.get(name).run(context, 0)
         assert result.method == name and len(result.node) == 8
-        assert result.extra["baseline_config"]["batch_size"] == 4
+        assert result.extra["method_config"]["batch_size"] == 4
         metrics = circuits.evaluate(result.node, ["L1H0", "L1H3"], n_heads_per_layer=4)
         assert 0 <= metrics.roc_auc <= 1
     assert result.edges is not None and (result.edges["head1"] < result.edges["head2"]).all()
@@ -328,13 +339,13 @@ def test_registered_in_the_pipeline(ioi) -> None:
 def test_bad_inputs_are_named(ioi) -> None:
     task, data = ioi
     with pytest.raises(ValueError, match="thresholds"):
-        baselines.ACDCConfig(thresholds=(-1.0,))
+        methods.ACDCConfig(thresholds=(-1.0,))
     with pytest.raises(ValueError, match="ablation"):
-        baselines.ActivationPatchingConfig(ablation="zero")
+        methods.ActivationPatchingConfig(ablation="zero")
     model = _model(n_layers=1)
     model.model.cfg.parallel_attn_mlp = True
     with pytest.raises(ValueError, match="node-level baseline"):
-        baselines.eap(model, task, data)
+        methods.eap(model, task, data)
     model.model.cfg.parallel_attn_mlp = False
     mismatched = data.subset([0, 1])
     mismatched = tasks.TaskData(
@@ -358,8 +369,8 @@ def gqa64() -> HookedModel:
 
 def test_gqa_edge_into_a_shared_kv_head_reaches_one_query_head(ioi, gqa64) -> None:
     # L1H0 and L1H1 share a K/V head: patching the edge into L1H0 must leave L1H1's z alone.
-    graph = baselines.HeadGraph.of(gqa64.model)
-    patcher = baselines.EdgePatcher(gqa64, graph, _batch(gqa64, ioi))
+    graph = methods.HeadGraph.of(gqa64)
+    patcher = methods.EdgePatcher(gqa64, graph, _batch(gqa64, ioi))
     senders, receivers = graph.labels()
     weights = torch.zeros(graph.n_senders, graph.n_receivers)
     weights[senders.index("L0H2"), receivers.index("L1H0")] = 1.0
@@ -399,10 +410,10 @@ def test_gqa_edges_equal_exhaustive_patching_of_the_ungrouped_twin(ioi, gqa64) -
     # Exhaustive single-edge patching and EAP on the GQA model equal those on the ordinary
     # multi-head model that computes the same function, edge by edge.
     twin = _ungrouped_twin(gqa64)
-    graph = baselines.HeadGraph.of(gqa64.model)
+    graph = methods.HeadGraph.of(gqa64)
     batches = [_float64_batch(model, ioi) for model in (gqa64, twin)]
     patchers = [
-        baselines.EdgePatcher(m, graph, b) for m, b in zip((gqa64, twin), batches, strict=True)
+        methods.EdgePatcher(m, graph, b) for m, b in zip((gqa64, twin), batches, strict=True)
     ]
     torch.testing.assert_close(patchers[0].clean_logits_BV, patchers[1].clean_logits_BV)
     allowed = graph.allowed_SR()
@@ -432,5 +443,5 @@ def test_gqa_acdc_and_eap_run_through_the_pipeline(ioi, gqa64) -> None:
     config = PipelineConfig(capture=CaptureConfig(n_prompts=2 * N_PROMPTS, batch_size=6))
     context = MethodContext(gqa64, task, data, config, progress=False)
     for name in ("eap", "acdc"):
-        result = circuits.get_method(name)(context, 0)
+        result = methods.get(name).run(context, 0)
         assert result.node["score"].notna().all() and len(result.node) == 12

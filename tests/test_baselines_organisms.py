@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from circuits import baselines, evaluate, tasks
+from circuits import evaluate, methods, tasks
 from circuits.ground_truth import load_file
 from interp import load_model
 from interp.models import ORGANISMS_DIR
@@ -35,8 +35,8 @@ def test_activation_patching_recovers_the_organism_circuit(task_name: str) -> No
     task = tasks.get(task_name)
     data = task.generate(model.tokenizer, n=40, seed=0)
     truth = load_file(folder / "ground_truth.json")
-    result = baselines.activation_patching(
-        model, task, data, baselines.ActivationPatchingConfig(quiet=True)
+    result = methods.activation_patching(
+        model, task, data, methods.ActivationPatchingConfig(progress=False)
     )
-    metrics = evaluate(result.node_frame(), truth.heads, n_heads_per_layer=model.n_heads)
+    metrics = evaluate(result.node, truth.heads, n_heads_per_layer=model.n_heads)
     assert metrics.roc_auc >= 0.95

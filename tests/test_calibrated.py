@@ -10,17 +10,19 @@ import torch
 
 import circuits
 from circuits import tasks
-from circuits.calibrated import standardise_heads
 from circuits.calibration import (
     code_shift,
     expected_exclusive_codes,
     mutual_information,
     permutation_z,
 )
+from circuits.config import PipelineConfig
 from circuits.evaluation import roc_auc
-from circuits.pipeline import MethodContext, PipelineConfig
+from circuits.methods import MethodContext
+from circuits.methods.sae_calibrated import standardise_heads
 from circuits.planted import plant_shift
 from circuits.scoring import node_scores
+from interp import load_model
 
 
 def test_e0_is_the_mean_paper_score_over_every_relabelling() -> None:
@@ -80,7 +82,7 @@ def test_plant_shift_moves_only_the_positives_of_the_planted_heads() -> None:
 def organism_context() -> MethodContext:
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    model = circuits.pipeline.load_model("organism-ioi", device="cpu")
+    model = load_model("organism-ioi", device="cpu")
     task = tasks.get("ioi")
     data = task.generate(model.tokenizer, n=250, seed=0)
     yield MethodContext(model, task, data, PipelineConfig())
@@ -88,7 +90,7 @@ def organism_context() -> MethodContext:
 
 
 def test_method_frame_reports_every_view(organism_context: MethodContext) -> None:
-    result = circuits.get_method("sae-calibrated")(organism_context, 0)
+    result = circuits.methods.get("sae-calibrated").run(organism_context, 0)
     node = result.node
     assert {"score", "rank", "shift", "scale", "z", "p_value", "mutual_information"} <= set(
         node.columns
@@ -96,7 +98,7 @@ def test_method_frame_reports_every_view(organism_context: MethodContext) -> Non
     assert {"exclusive_codes", "e0", "excess"} <= set(node.columns)
     np.testing.assert_allclose(node["score"], node["shift"] * node["scale"])
     np.testing.assert_allclose(node["excess"], node["exclusive_codes"] - node["e0"])
-    paper = circuits.get_method("sae")(organism_context, 0).node
+    paper = circuits.methods.get("sae").run(organism_context, 0).node
     assert {"e0", "excess"} <= set(paper.columns)
 
 
@@ -109,10 +111,10 @@ def test_planted_shift_is_detected_by_the_calibrated_z(organism_context: MethodC
         planted = plant_shift(acts_PHD, [2, 7, 13], shift=2.0, seed=seed)
         organism_context._acts = (planted.acts_PHD, planted.is_positive_P)
         truth = planted.truth_H.numpy()
-        node = circuits.get_method("sae-calibrated")(organism_context, seed).node
+        node = circuits.methods.get("sae-calibrated").run(organism_context, seed).node
         calibrated.append(roc_auc(node["z"].to_numpy(), truth))
         paper.append(
-            roc_auc(circuits.get_method("sae")(organism_context, seed).node["score"], truth)
+            roc_auc(circuits.methods.get("sae").run(organism_context, seed).node["score"], truth)
         )
     organism_context._acts = None
     assert np.mean(calibrated) >= 0.9

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from circuits.cli import BUILTIN_TASKS, build_parser, field_docs, main
-from circuits.pipeline import CaptureConfig
+from circuits import tasks
+from circuits.cli import build_parser, main
+from circuits.config import CaptureConfig
+from circuits.options import field_docs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -150,7 +152,8 @@ def test_score_user_task_file(tiny_gpt2_dir, tmp_path, capsys) -> None:
 def test_every_method_end_to_end(tiny_gpt2_dir, tmp_path, capsys) -> None:
     task_file = write_user_task(tmp_path / "mytask.json")
     out = tmp_path / "out"
-    argv = ["score", "--task", str(task_file), "--model", str(tiny_gpt2_dir), "--out", str(out)]
+    argv = ["score", "--task", str(task_file), "--model", str(tiny_gpt2_dir), "--quiet"]
+    argv += ["--out", str(out)]
     options = ["--methods", ALL_METHODS, "--trials", "2", "--n-prompts", "8", *FAST[2:]]
     code = main([*argv, *options])
     assert code == 0
@@ -172,7 +175,7 @@ def test_every_method_end_to_end(tiny_gpt2_dir, tmp_path, capsys) -> None:
     assert all(method in printed for method in methods)
 
 
-@pytest.mark.parametrize("task", BUILTIN_TASKS)
+@pytest.mark.parametrize("task", tasks.names())
 def test_reproduce_on_the_organisms_with_every_method(task: str, tmp_path, capsys) -> None:
     """Per task, the CI-sized `circuits reproduce all --model organisms --methods ...`."""
     from interp.models import ORGANISMS_DIR
@@ -252,3 +255,26 @@ def test_methods_all_and_empty(tmp_path, capsys) -> None:
     parser, _ = build_parser()
     args = parser.parse_args(["reproduce", "ioi", "--methods", "all"])
     assert args.methods == "all"
+
+
+def test_task_the_tokenizer_cannot_express_exits_2_before_writing(
+    tiny_gpt2_dir, tmp_path, capsys
+) -> None:
+    task_file = write_user_task(tmp_path / "mytask.json")
+    task = json.loads(task_file.read_text())
+    task["answers"][0] = " Xylophonistically"  # several GPT-2 tokens: no single answer id
+    task_file.write_text(json.dumps(task))
+    out = tmp_path / "out"
+    argv = ["score", "--task", str(task_file), "--model", str(tiny_gpt2_dir), "--quiet"]
+    argv += ["--out", str(out)]
+    assert main([*argv, *FAST[2:], "--n-prompts", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Xylophonistically" in err
+    assert not out.exists()
+
+
+def test_tasks_on_a_model_without_their_words_exits_2(capsys) -> None:
+    # An organism's word-level tokenizer knows only its own task's words.
+    assert main(["tasks", "--model", "organism-ioi", "--n-prompts", "4", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("circuits: error: task greater-than:") and len(err.splitlines()) == 1

@@ -6,7 +6,9 @@ import numpy as np
 
 import circuits
 from circuits import tasks
-from circuits.pipeline import CaptureConfig, MethodContext, PipelineConfig, run_trials
+from circuits.config import CaptureConfig, PipelineConfig
+from circuits.methods import MethodContext
+from circuits.pipeline import run_trials
 from interp import load_model
 
 
@@ -20,7 +22,7 @@ def _context(tiny_gpt2_dir) -> MethodContext:
 
 def test_norm_is_the_mean_output_norm(tiny_gpt2_dir, one_thread) -> None:
     context = _context(tiny_gpt2_dir)
-    result = circuits.get_method("norm")(context, 0)
+    result = circuits.methods.get("norm").run(context, 0)
     acts_PHD, _ = context.head_acts()
     expected = acts_PHD.norm(dim=-1).mean(dim=0).double().numpy()
     np.testing.assert_allclose(result.node["score"].to_numpy(), expected, rtol=1e-6)
@@ -29,7 +31,7 @@ def test_norm_is_the_mean_output_norm(tiny_gpt2_dir, one_thread) -> None:
 
 def test_random_depends_on_the_seed_only(tiny_gpt2_dir, one_thread) -> None:
     context = _context(tiny_gpt2_dir)
-    random = circuits.get_method("random")
+    random = circuits.methods.get("random").run
     first, again, other = (random(context, seed).node for seed in (3, 3, 4))
     assert first["score"].equals(again["score"])
     assert not first["score"].equals(other["score"])

@@ -14,6 +14,7 @@ from circuits.faithfulness import (
     faithfulness_curve,
     faithfulness_report,
 )
+from circuits.ground_truth import GroundTruth, Provenance
 from interp import HookedModel, load_model
 
 
@@ -54,11 +55,12 @@ def test_ablating_with_the_prompt_itself_changes_nothing(model, task, data, abla
 
 
 def test_report_keys_and_random_circuits(model, task, data) -> None:
+    ablator = CircuitAblator(model, task, data)
+    scores_H = np.arange(8.0)
     report = faithfulness_report(
-        model,
-        task,
-        data,
+        ablator,
         {"found": ["L0H1", "L1H2"], "ground_truth": [(0, 0), (1, 3), (1, 2)]},
+        rankings=[scores_H, -scores_H],
         n_random=3,
         seed=1,
     )
@@ -68,15 +70,38 @@ def test_report_keys_and_random_circuits(model, task, data) -> None:
         "n_prompts",
         "full_metric",
         "empty_metric",
-        "circuits",
+        "cpr",
+        "cmd",
+        "curves",
+        "found",
+        "ground_truth",
         "random",
     }
     assert report["metric_name"] == "logit_diff"
-    assert report["circuits"]["found"]["size"] == 2
-    assert report["circuits"]["ground_truth"]["size"] == 3
+    assert report["found"]["size"] == 2
+    assert report["ground_truth"]["size"] == 3
+    assert report["found"] == ablator.kept(["L0H1", "L1H2"])
     assert report["random"]["size"] == 2
     assert report["random"]["n"] == 3
     assert set(report["random"]["kept"]) == {"mean", "std"}
+    curves = [faithfulness_curve(ablator, scores) for scores in (scores_H, -scores_H)]
+    assert report["cpr"]["mean"] == pytest.approx(np.mean([c.cpr for c in curves]))
+    assert report["cmd"]["std"] == pytest.approx(np.std([c.cmd for c in curves]))
+    with pytest.raises(ValueError, match="report key"):
+        faithfulness_report(ablator, {"cpr": ["L0H1"]})
+
+
+def test_a_ground_truth_object_counts_as_its_heads(model, task, data) -> None:
+    truth = GroundTruth(
+        task="ioi",
+        variant="test",
+        model="tiny",
+        heads=frozenset({(0, 1), (1, 2)}),
+        provenance=Provenance(source="test", url="", version="0"),
+    )
+    ablator = CircuitAblator(model, task, data)
+    assert ablator.kept(truth) == ablator.kept(["L0H1", "L1H2"])
+    assert ablator.kept(truth)["size"] == 2
 
 
 def test_bad_inputs_name_the_fix(model, task, data) -> None:

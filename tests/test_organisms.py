@@ -10,8 +10,9 @@ import torch
 
 from circuits import ground_truth, tasks
 from circuits.organisms.causal import GRAPHS
+from circuits.organisms.siit import TrainConfig, Trainer, build_pool
 from circuits.organisms.tokenizer import UNK, build_tokenizer
-from circuits.organisms.train import TrainConfig, Trainer, build_pool, fingerprint
+from circuits.organisms.train import fingerprint
 from circuits.organisms.verify import (
     CIRCUIT_HEAD_MAX_KEPT,
     MIN_ACCURACY,
@@ -196,7 +197,7 @@ def test_training_is_reproducible(organism) -> None:
 
 def test_unknown_task_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown task 'ioii'"):
-        Trainer(TrainConfig(task="ioii"), quiet=True)
+        Trainer(TrainConfig(task="ioii"), progress=False)
 
 
 def test_stored_files(organism) -> None:

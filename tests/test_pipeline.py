@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import circuits
-from circuits.ground_truth import Edge, GroundTruth, Provenance
-from circuits.pipeline import (
+from circuits import methods
+from circuits.config import (
     CaptureConfig,
     EvaluationConfig,
-    MethodContext,
     PipelineConfig,
-    ScoreResult,
     ScoringConfig,
-    available_methods,
     default_config,
-    prepare,
-    register_method,
-    run_trials,
 )
+from circuits.ground_truth import Edge, GroundTruth, Provenance
+from circuits.methods import MethodContext, ScoreResult
+from circuits.pipeline import prepare, run_trials
 from interp import HookedModel, load_model
 from saes import SAETrainingConfig
 
@@ -89,7 +89,7 @@ def test_run_trials_summarises_mean_and_std(model: HookedModel) -> None:
 
 
 def test_registered_method_runs_through_the_same_pipeline(model: HookedModel) -> None:
-    @register_method("test-layer-index")
+    @methods.register("test-layer-index")
     def layer_index(context: MethodContext, seed: int) -> ScoreResult:
         node = circuits.node_scores(
             np.zeros((2, 8), dtype=int), [True, False], context.model.n_heads
@@ -97,7 +97,7 @@ def test_registered_method_runs_through_the_same_pipeline(model: HookedModel) ->
         node["score"] = node["layer"].astype(float)
         return ScoreResult(method="test-layer-index", node=node, seconds={"scoring": 0.0})
 
-    assert "test-layer-index" in available_methods()
+    assert "test-layer-index" in methods.names()
     context = prepare(model, "ioi", CONFIG, seed=0, progress=False)
     context.head_acts()
     trials = run_trials(context, "test-layer-index", ground_truth=TRUTH)
@@ -106,13 +106,13 @@ def test_registered_method_runs_through_the_same_pipeline(model: HookedModel) ->
     assert set(trials.results[0].seconds) == {"data", "scoring", "evaluation", "faithfulness"}
     assert "edge" not in trials.summary()
     with pytest.raises(ValueError, match="already registered"):
-        register_method("test-layer-index")(lambda context, seed: layer_index(context, seed))
+        methods.register("test-layer-index")(lambda context, seed: layer_index(context, seed))
 
 
 def test_deterministic_method_runs_once_whatever_the_trials(model: HookedModel) -> None:
     seeds = []
 
-    @register_method("test-deterministic", deterministic=True)
+    @methods.register("test-deterministic", deterministic=True)
     def constant(context: MethodContext, seed: int) -> ScoreResult:
         seeds.append(seed)
         node = circuits.node_scores(
@@ -143,3 +143,40 @@ def test_configs_validate_and_default_per_task() -> None:
         ScoringConfig(edge_top_pairs=0)
     with pytest.raises(ValueError, match="unknown capture option"):
         PipelineConfig.from_dict({"capture": {"n_prompt": 4}})
+
+
+def test_run_task_writes_what_the_cli_writes(model: HookedModel, tmp_path) -> None:
+    run = circuits.run_task(
+        model,
+        "ioi",
+        ["sae", "norm"],
+        CONFIG,
+        n_trials=2,
+        ground_truth=TRUTH,
+        out=tmp_path,
+        progress=False,
+    )
+    folder = tmp_path / "ioi" / model.name
+    names = {"results.json", "scores.csv", "heads.png", "roc.png", "faithfulness.png"}
+    assert {path.name for path in folder.iterdir()} == names
+    results = json.loads((folder / "results.json").read_text())
+    assert list(results["methods"]) == ["sae", "norm"]
+    assert results["methods"]["sae"]["n_trials"] == 2
+    assert results["methods"]["norm"]["n_trials"] == 1  # deterministic: run once
+    assert results["ground_truth"]["heads"] == ["L0H1", "L1H2"]
+    faith = results["methods"]["sae"]["faithfulness"]
+    assert list(faith)[-3:] == ["found", "ground_truth", "random"]
+    scores = pd.read_csv(folder / "scores.csv")
+    # sae: node and edge-derived rows for two seeds; norm: node rows once; 8 heads each.
+    assert len(scores) == (2 * 2 + 1) * 8
+    assert scores["in_ground_truth"].sum() == 5 * 2
+    metric_rows, timing_rows = run.table_rows()
+    assert [row["method"] for row in timing_rows] == ["sae", "norm"]
+    assert {row["kind"] for row in metric_rows} >= {"node", "edge"}
+
+
+def test_run_task_checks_the_methods_before_any_work(model: HookedModel) -> None:
+    with pytest.raises(ValueError, match="no methods"):
+        circuits.run_task(model, "ioi", [], CONFIG, progress=False)
+    with pytest.raises(ValueError, match=r"unknown method 'nope'"):
+        circuits.run_task(model, "ioi", ["sae", "nope"], CONFIG, progress=False)

@@ -16,7 +16,7 @@ from saes import DiscreteSAE, DiscreteSAEConfig, SAETrainingConfig, load_discret
 def trained() -> tuple[DiscreteSAE, torch.Tensor]:
     acts = torch.randn(12, 6, 16, generator=torch.Generator().manual_seed(0))
     config = SAETrainingConfig(n_latents=24, n_epochs=40)
-    return saes.train_discrete_sae(acts, config, seed=1, quiet=True), acts
+    return saes.train_discrete_sae(acts, config, seed=1, progress=False), acts
 
 
 def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -78,7 +78,7 @@ def test_norm_constraints_hold_after_training(decoder_norm, encoder_norm, unit_a
     config = SAETrainingConfig(
         n_latents=8, n_epochs=30, decoder_norm=decoder_norm, encoder_norm=encoder_norm
     )
-    sae = saes.train_discrete_sae(acts, config, quiet=True)
+    sae = saes.train_discrete_sae(acts, config, progress=False)
     for name, dim in unit_axes:
         norms = getattr(sae, name).detach().norm(dim=dim)
         torch.testing.assert_close(norms, torch.ones_like(norms))
@@ -87,7 +87,7 @@ def test_norm_constraints_hold_after_training(decoder_norm, encoder_norm, unit_a
 def test_unconstrained_decoder_is_left_free() -> None:
     acts = 3 * torch.randn(10, 4, 12, generator=torch.Generator().manual_seed(2))
     sae = saes.train_discrete_sae(
-        acts, SAETrainingConfig(n_latents=8, n_epochs=50, decoder_norm="none"), quiet=True
+        acts, SAETrainingConfig(n_latents=8, n_epochs=50, decoder_norm="none"), progress=False
     )
     norms = sae.W_dec.detach().norm(dim=1)
     assert not torch.allclose(norms, torch.ones_like(norms))

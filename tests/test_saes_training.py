@@ -31,18 +31,18 @@ def clustered(
 def test_same_seed_same_sae_and_codes_no_global_rng_use() -> None:
     acts = _acts()
     state = torch.get_rng_state()
-    a = train_discrete_sae(acts, TINY, seed=5, quiet=True)
-    b = train_discrete_sae(acts, TINY, seed=5, quiet=True)
+    a = train_discrete_sae(acts, TINY, seed=5, progress=False)
+    b = train_discrete_sae(acts, TINY, seed=5, progress=False)
     assert torch.equal(torch.get_rng_state(), state)
     for name, value in a.state_dict().items():
         assert torch.equal(value, b.state_dict()[name]), name
     assert torch.equal(saes.codes(a, acts), saes.codes(b, acts))
-    c = train_discrete_sae(acts, TINY, seed=6, quiet=True)
+    c = train_discrete_sae(acts, TINY, seed=6, progress=False)
     assert c.cfg.metadata.train_prompt_indices != a.cfg.metadata.train_prompt_indices
 
 
 def test_metadata_records_config_seed_and_prompts() -> None:
-    sae = train_discrete_sae(_acts(), TINY, seed=3, quiet=True)
+    sae = train_discrete_sae(_acts(), TINY, seed=3, progress=False)
     meta = sae.cfg.metadata
     assert meta.training_config == dataclasses.asdict(TINY)
     assert meta.training_seed == 3
@@ -52,14 +52,14 @@ def test_metadata_records_config_seed_and_prompts() -> None:
 
 def test_training_lowers_the_loss() -> None:
     acts = _acts()
-    short = train_discrete_sae(acts, dataclasses.replace(TINY, n_epochs=1), quiet=True)
-    long = train_discrete_sae(acts, dataclasses.replace(TINY, n_epochs=200), quiet=True)
+    short = train_discrete_sae(acts, dataclasses.replace(TINY, n_epochs=1), progress=False)
+    long = train_discrete_sae(acts, dataclasses.replace(TINY, n_epochs=200), progress=False)
     assert long.cfg.metadata.final_loss < 0.8 * short.cfg.metadata.final_loss
 
 
 def test_all_prompts_when_n_train_prompts_is_none() -> None:
     config = dataclasses.replace(TINY, n_train_prompts=None)
-    sae = train_discrete_sae(_acts(n_prompts=7), config, quiet=True)
+    sae = train_discrete_sae(_acts(n_prompts=7), config, progress=False)
     assert sae.cfg.metadata.train_prompt_indices == list(range(7))
 
 
@@ -76,7 +76,7 @@ def test_fast_loop_matches_sae_lens_trainer(activation, decoder_norm, encoder_no
     config = dataclasses.replace(
         TINY, activation=activation, decoder_norm=decoder_norm, encoder_norm=encoder_norm
     )
-    fast = train_discrete_sae(acts, config, seed=2, quiet=True)
+    fast = train_discrete_sae(acts, config, seed=2, progress=False)
     lens = train_discrete_sae(acts, dataclasses.replace(config, trainer="sae_lens"), seed=2)
     for name, value in fast.state_dict().items():
         torch.testing.assert_close(value, lens.state_dict()[name], atol=1e-5, rtol=1e-4)
@@ -91,24 +91,24 @@ def test_seed_code_preset() -> None:
         "seed",
     )
     assert config.n_latents == 8
-    sae = train_discrete_sae(_acts(), dataclasses.replace(config, n_epochs=5), quiet=True)
+    sae = train_discrete_sae(_acts(), dataclasses.replace(config, n_epochs=5), progress=False)
     assert sae.b_enc.abs().sum() > 0  # the seed initialisation draws a uniform encoder bias
 
 
 def test_low_precision_inputs_train_in_float32_unless_told() -> None:
     acts = _acts().to(torch.bfloat16)
-    sae = train_discrete_sae(acts, TINY, quiet=True)
+    sae = train_discrete_sae(acts, TINY, progress=False)
     assert sae.W_enc.dtype == torch.float32 and sae.cfg.dtype == "float32"
-    sae64 = train_discrete_sae(acts, dataclasses.replace(TINY, dtype="float64"), quiet=True)
+    sae64 = train_discrete_sae(acts, dataclasses.replace(TINY, dtype="float64"), progress=False)
     assert sae64.W_enc.dtype == torch.float64
     assert saes.codes(sae, acts).dtype == torch.long
 
 
 def test_device_follows_input_or_config() -> None:
-    sae = train_discrete_sae(_acts(), TINY, quiet=True)
+    sae = train_discrete_sae(_acts(), TINY, progress=False)
     assert sae.W_enc.device.type == "cpu" and sae.cfg.device == "cpu"
     if torch.cuda.is_available():
-        gpu = train_discrete_sae(_acts().cuda(), TINY, quiet=True)
+        gpu = train_discrete_sae(_acts().cuda(), TINY, progress=False)
         assert gpu.W_enc.is_cuda
         cpu = train_discrete_sae(_acts().cuda(), dataclasses.replace(TINY, device="cpu"))
         assert cpu.W_enc.device.type == "cpu"
@@ -124,7 +124,7 @@ def test_clusters_get_distinct_codes(seed, activation) -> None:
     """
     acts, cluster = clustered(seed=seed)
     config = SAETrainingConfig(n_latents=16, activation=activation)
-    codes = saes.codes(train_discrete_sae(acts, config, seed=seed, quiet=True), acts)
+    codes = saes.codes(train_discrete_sae(acts, config, seed=seed, progress=False), acts)
     per_cluster = [set(codes[:, cluster == k].flatten().tolist()) for k in range(4)]
     assert all(len(c) == 1 for c in per_cluster), per_cluster
     assert len(set.union(*per_cluster)) == 4, per_cluster
@@ -133,7 +133,7 @@ def test_clusters_get_distinct_codes(seed, activation) -> None:
 def test_topk_variant_keeps_k_latents() -> None:
     acts = _acts()
     sae = train_discrete_sae(
-        acts, dataclasses.replace(TINY, activation="topk", k=2, n_epochs=50), quiet=True
+        acts, dataclasses.replace(TINY, activation="topk", k=2, n_epochs=50), progress=False
     )
     post, pre = sae.encode_with_hidden_pre(acts.flatten(0, 1))
     assert int((post > 0).sum(dim=-1).max()) <= 2
@@ -152,15 +152,17 @@ def test_topk_variant_keeps_k_latents() -> None:
 )
 def test_bad_inputs_are_named(acts, config, error, message) -> None:
     with pytest.raises(error, match=message):
-        train_discrete_sae(acts, config, quiet=True)
+        train_discrete_sae(acts, config, progress=False)
 
 
 def test_nan_in_training_prompts_is_located() -> None:
     acts = _acts(n_prompts=30, n_heads=3)
-    prompt = train_discrete_sae(acts, TINY, seed=4, quiet=True).cfg.metadata.train_prompt_indices[6]
+    prompt = train_discrete_sae(
+        acts, TINY, seed=4, progress=False
+    ).cfg.metadata.train_prompt_indices[6]
     acts[prompt, 2, 0] = float("nan")
     with pytest.raises(ValueError, match=rf"NaN or inf .*prompt {prompt}, head 2"):
-        train_discrete_sae(acts, TINY, seed=4, quiet=True)
+        train_discrete_sae(acts, TINY, seed=4, progress=False)
 
 
 @pytest.mark.parametrize(
@@ -191,8 +193,8 @@ def test_cuda_graph_training_matches_cpu(activation, decoder_norm, encoder_norm)
     config = dataclasses.replace(
         TINY, activation=activation, decoder_norm=decoder_norm, encoder_norm=encoder_norm
     )
-    cpu = train_discrete_sae(acts, config, seed=3, quiet=True)
-    gpu = train_discrete_sae(acts.cuda(), config, seed=3, quiet=True)
+    cpu = train_discrete_sae(acts, config, seed=3, progress=False)
+    gpu = train_discrete_sae(acts.cuda(), config, seed=3, progress=False)
     for name, value in cpu.state_dict().items():
         torch.testing.assert_close(gpu.state_dict()[name].cpu(), value, atol=1e-5, rtol=1e-4)
     assert torch.equal(saes.codes(gpu, acts.cuda()).cpu(), saes.codes(cpu, acts))

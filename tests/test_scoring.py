@@ -15,10 +15,10 @@ from hypothesis.extra.numpy import arrays
 from circuits.scoring import (
     default_top_pairs,
     edge_scores,
-    head_labels,
     heads_from_edges,
     node_scores,
 )
+from interp.heads import head_labels
 
 # 4 prompts (2 positive, 2 negative) x 4 heads (2 layers x 2 heads).
 CODES = np.array(

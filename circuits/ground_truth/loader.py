@@ -10,9 +10,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from interp.heads import head_label, head_mask, parse_head_label
+
 SCHEMA_VERSION = 1
 DATA_DIR = Path(__file__).parent
-HEAD_LABEL = re.compile(r"^L(\d+)H(\d+)$")
 HEAD_RESULT_HOOK = re.compile(r"^blocks\.(\d+)\.attn\.hook_result$")
 HEAD_INPUT_HOOK = re.compile(r"^blocks\.(\d+)\.hook_([qkv])_input$")
 _HEAD_AXIS_HOOK = re.compile(r"^blocks\.\d+\.(attn\.hook_(result|[qkvz])|hook_[qkv]_input)$")
@@ -151,7 +152,7 @@ class GroundTruth:
                     f"ground truth head L{layer}H{head} does not fit a model with {n_layers} "
                     f"layers of {n_heads} heads; is this the ground truth of another model?"
                 )
-        return [(layer, head) in self.heads for layer in range(n_layers) for head in range(n_heads)]
+        return head_mask(self.heads, n_layers * n_heads, n_heads).tolist()
 
     @property
     def head_pairs(self) -> frozenset[tuple[Head, Head, str]]:
@@ -219,15 +220,15 @@ class GroundTruth:
 
 def head_labels(heads: Iterable[Head]) -> list[str]:
     """Labels `L{layer}H{head}` of some heads, sorted layer-major."""
-    return [f"L{layer}H{head}" for layer, head in sorted(heads)]
+    return [head_label(layer, head) for layer, head in sorted(heads)]
 
 
 def parse_head(value: Any, where: str) -> Head:
     """A head from `"L9H9"` or `[9, 9]`; errors name `where`."""
     if isinstance(value, str):
-        match = HEAD_LABEL.match(value)
-        if match:
-            return int(match.group(1)), int(match.group(2))
+        pair = parse_head_label(value)
+        if pair is not None:
+            return pair
     elif (
         isinstance(value, (list, tuple))
         and len(value) == 2

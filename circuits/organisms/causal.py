@@ -20,9 +20,8 @@ from typing import ClassVar
 
 import torch
 
+from circuits.ground_truth.loader import Head
 from circuits.tasks import vocab
-
-Head = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,14 @@ def _distribution(
     return dist / dist.sum(-1, keepdim=True).clamp(min=1e-9)
 
 
+def _last_position(mask_BS: torch.Tensor, missing: str) -> torch.Tensor:
+    """Index `[batch]` of each row's last True position; raise `missing` when a row has none."""
+    if not bool(mask_BS.any(-1).all()):
+        raise ValueError(missing)
+    positions = torch.arange(mask_BS.shape[1])
+    return (mask_BS.long() * (positions[None] + 1)).argmax(-1)
+
+
 class CausalGraph(ABC):
     """A task's high-level model: nodes mapped to heads, values, target distribution."""
 
@@ -88,11 +95,18 @@ class CausalGraph(ABC):
         """The node called `name`."""
         return next(n for n in self.nodes if n.name == name)
 
-    @abstractmethod
     def run(
         self, tokens_BS: torch.Tensor, ends_B: torch.Tensor, overrides: Overrides | None = None
     ) -> dict[str, torch.Tensor]:
         """Every node's value (after overrides) and `output`, the target `[batch, vocab]`."""
+        before_end_BS = torch.arange(tokens_BS.shape[1])[None] < ends_B[:, None]
+        return self._values(tokens_BS, before_end_BS, overrides or {})
+
+    @abstractmethod
+    def _values(
+        self, tokens_BS: torch.Tensor, before_end_BS: torch.Tensor, overrides: Overrides
+    ) -> dict[str, torch.Tensor]:
+        """`run`, given which positions come before each row's answer position."""
 
 
 class IOIGraph(CausalGraph):
@@ -116,21 +130,19 @@ class IOIGraph(CausalGraph):
         names = [" " + n for n in vocab.IOI_NAMES if " " + n in tokenizer_vocab]
         self.name_ids = _ids(tokenizer_vocab, names, "IOI name")
 
-    def run(
-        self, tokens_BS: torch.Tensor, ends_B: torch.Tensor, overrides: Overrides | None = None
+    def _values(
+        self, tokens_BS: torch.Tensor, before_end_BS: torch.Tensor, overrides: Overrides
     ) -> dict[str, torch.Tensor]:
         """Node values and the target distribution (see the class docstring)."""
-        overrides = overrides or {}
         batch, seq = tokens_BS.shape
-        positions = torch.arange(seq)
-        before_end_BS = (positions[None] < ends_B[:, None]) & (positions[None] > 0)
-        is_name_BS = torch.isin(tokens_BS, self.name_ids) & before_end_BS
+        after_bos_BS = before_end_BS & (torch.arange(seq)[None] > 0)
+        is_name_BS = torch.isin(tokens_BS, self.name_ids) & after_bos_BS
         same_BSS = tokens_BS[:, :, None] == tokens_BS[:, None, :]
         earlier_SS = torch.ones(seq, seq, dtype=torch.bool).tril(-1)
         seen_before_BS = (same_BSS & earlier_SS & is_name_BS[:, None, :]).any(-1)
         duplicate_BS = _override(is_name_BS & seen_before_BS, "duplicate", overrides)
 
-        flagged_BS = duplicate_BS & before_end_BS
+        flagged_BS = duplicate_BS & after_bos_BS
         flag_counts_BV = torch.zeros(batch, self.d_vocab).scatter_add_(
             1, tokens_BS, flagged_BS.float()
         )
@@ -176,17 +188,15 @@ class GreaterThanGraph(CausalGraph):
         super().__init__(tokenizer_vocab)
         self.year_ids = _ids(tokenizer_vocab, [f"{y:02d}" for y in range(100)], "two-digit")
 
-    def run(
-        self, tokens_BS: torch.Tensor, ends_B: torch.Tensor, overrides: Overrides | None = None
+    def _values(
+        self, tokens_BS: torch.Tensor, before_end_BS: torch.Tensor, overrides: Overrides
     ) -> dict[str, torch.Tensor]:
         """Node values and the target distribution (see the class docstring)."""
-        overrides = overrides or {}
-        batch, seq = tokens_BS.shape
-        positions = torch.arange(seq)
-        is_year_BS = torch.isin(tokens_BS, self.year_ids) & (positions[None] < ends_B[:, None])
-        if not bool(is_year_BS.any(-1).all()):
-            raise ValueError("a greater-than prompt has no 'YY' token before its end.")
-        yy_pos_B = (is_year_BS.long() * (positions[None] + 1)).argmax(-1)
+        batch = tokens_BS.shape[0]
+        is_year_BS = torch.isin(tokens_BS, self.year_ids) & before_end_BS
+        yy_pos_B = _last_position(
+            is_year_BS, "a greater-than prompt has no 'YY' token before its end."
+        )
         yy_token_B = tokens_BS[torch.arange(batch), yy_pos_B]
         yy_B = (yy_token_B[:, None] == self.year_ids[None]).long().argmax(-1)
         tens_B = _override(yy_B // 10, "tens", overrides)
@@ -219,14 +229,11 @@ class DocstringGraph(CausalGraph):
         super().__init__(tokenizer_vocab)
         self.comma_id, self.param_id = _ids(tokenizer_vocab, [",", "param"], "docstring").tolist()
 
-    def run(
-        self, tokens_BS: torch.Tensor, ends_B: torch.Tensor, overrides: Overrides | None = None
+    def _values(
+        self, tokens_BS: torch.Tensor, before_end_BS: torch.Tensor, overrides: Overrides
     ) -> dict[str, torch.Tensor]:
         """Node values and the target distribution (see the class docstring)."""
-        overrides = overrides or {}
         batch, seq = tokens_BS.shape
-        positions = torch.arange(seq)
-        before_end_BS = positions[None] < ends_B[:, None]
         after_comma_BS = torch.zeros(batch, seq, dtype=torch.bool)
         after_comma_BS[:, 2:] = (tokens_BS[:, 1:-1] == self.comma_id) & before_end_BS[:, 2:]
         two_back_BS = torch.full_like(tokens_BS, -1)
@@ -234,9 +241,9 @@ class DocstringGraph(CausalGraph):
         previous_BS = _override(torch.where(after_comma_BS, two_back_BS, -1), "previous", overrides)
 
         is_param_BS = (tokens_BS == self.param_id) & before_end_BS
-        if not bool(is_param_BS.any(-1).all()):
-            raise ValueError("a docstring prompt has no ':param' line before its end.")
-        last_param_B = (is_param_BS.long() * (positions[None] + 1)).argmax(-1)
+        last_param_B = _last_position(
+            is_param_BS, "a docstring prompt has no ':param' line before its end."
+        )
         param_B = _override(
             tokens_BS[torch.arange(batch), (last_param_B + 1).clamp(max=seq - 1)],
             "param",

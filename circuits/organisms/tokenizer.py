@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from types import MappingProxyType
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -25,6 +26,10 @@ BOS = "<|endoftext|>"
 """BOS, EOS and padding token (GPT-2's spelling, the first BOS `interp.load_model` tries)."""
 UNK = "<unk>"
 """Token of text outside the vocabulary."""
+SPECIAL_TOKENS = MappingProxyType(
+    {"bos_token": BOS, "eos_token": BOS, "pad_token": BOS, "unk_token": UNK}
+)
+"""The special tokens, as the tokenizer and its `tokenizer_config.json` name them."""
 SPLIT_PATTERN = r" ?[A-Za-z_]+| ?\d\d| ?\d| ?[^\sA-Za-z_\d]+|\s+(?!\S)|\s+"
 """Pre-tokeniser regex: words, 2-digit chunks, punctuation runs, whitespace (GPT-2 style)."""
 
@@ -73,24 +78,9 @@ def build_tokenizer(task: str) -> PreTrainedTokenizerFast:
     backend.pre_tokenizer = _splitter()
     # Tokens carry their own spaces: decoding concatenates them.
     backend.decoder = decoders.Fuse()
-    return wrap(backend)
-
-
-def wrap(backend: Tokenizer) -> PreTrainedTokenizerFast:
-    """A `tokenizers` Tokenizer as the HF fast tokenizer the toolkit uses."""
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS,
-        eos_token=BOS,
-        pad_token=BOS,
-        unk_token=UNK,
-        clean_up_tokenization_spaces=False,
+        tokenizer_object=backend, **SPECIAL_TOKENS, clean_up_tokenization_spaces=False
     )
-
-
-def load_tokenizer(folder: Path) -> PreTrainedTokenizerFast:
-    """An organism's tokenizer from `folder/tokenizer.json`, special tokens set."""
-    return wrap(Tokenizer.from_file(str(folder / "tokenizer.json")))
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerFast, folder: Path) -> None:
@@ -98,10 +88,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, folder: Path) -> None:
     tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "bos_token": BOS,
-        "eos_token": BOS,
-        "pad_token": BOS,
-        "unk_token": UNK,
+        **SPECIAL_TOKENS,
         "add_bos_token": False,
         "clean_up_tokenization_spaces": False,
         "model_max_length": 64,

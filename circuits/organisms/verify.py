@@ -1,4 +1,4 @@
-"""Verify an organism by exhaustive mean ablation and write its shipped folder.
+"""Verify an organism by exhaustive mean ablation; its ground truth from the causal graph.
 
 Mean ablation is `circuits.faithfulness.CircuitAblator(ablation="mean")`: a head's `hook_z`
 is replaced by its per-position mean over the task's corrupted prompts. The checks:
@@ -20,6 +20,7 @@ from circuits.faithfulness import CircuitAblator
 from circuits.ground_truth import GroundTruth, Provenance
 from circuits.organisms.causal import CausalGraph
 from interp import HookedModel
+from interp.heads import head_mask
 
 VERIFY_SEED = 1_000_003
 """Seed of the verification prompts (distinct from any training seed used here)."""
@@ -60,9 +61,7 @@ def verify(
     task = tasks.get(task_name)
     data = task.generate(model.tokenizer, n=n, seed=seed)
     labels = model.head_labels
-    keep_circuit = np.zeros(len(labels), dtype=bool)
-    for layer, head in circuit:
-        keep_circuit[layer * model.n_heads + head] = True
+    keep_circuit = head_mask(circuit, len(labels), model.n_heads)
     ablator = CircuitAblator(model, task, data, ablation="mean", batch_size=batch_size)
     full = ablator.full_metric
     single = {}

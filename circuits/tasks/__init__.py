@@ -16,7 +16,6 @@ from circuits.tasks.base import (
     Task,
     TaskData,
     TaskInfo,
-    Tokenizer,
     answer_logits,
     filter_correct,
     kl_divergence,
@@ -25,6 +24,7 @@ from circuits.tasks.base import (
 )
 from circuits.tasks.behaviour import TaskBehaviour, measure
 from circuits.tasks.docstring import DocstringTask
+from circuits.tasks.generation import Tokenizer
 from circuits.tasks.greater_than import GreaterThanTask
 from circuits.tasks.ioi import IOITask
 from circuits.tasks.registry import get, info, names

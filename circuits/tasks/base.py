@@ -1,4 +1,4 @@
-"""Task data, the task base class, answer-position metrics and correctness filtering.
+"""Task data, answer-position metrics, correctness filtering and the task base class.
 
 Logits conventions (every metric here):
 - `logits` is either `[batch, vocab]` (already taken at the answer position) or
@@ -12,29 +12,21 @@ Logits conventions (every metric here):
 from __future__ import annotations
 
 import logging
-import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from circuits import ground_truth as ground_truths
 from circuits.ground_truth import GroundTruth
+from circuits.tasks.generation import Tokenizer, encode
 
 logger = logging.getLogger(__name__)
 
 MetricName = Literal["logit_diff", "prob_diff", "answer_logprob"]
-
-
-class Tokenizer(Protocol):
-    """The part of a Hugging Face tokenizer the generators use."""
-
-    def encode(self, text: str, add_special_tokens: bool = ...) -> list[int]:
-        """Token ids of `text`."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -94,6 +86,15 @@ class TaskData:
         """The common token length (without BOS), or None when lengths differ (IOI)."""
         return self.lengths[0] if len(set(self.lengths)) == 1 else None
 
+    @classmethod
+    def from_rows(
+        cls, task: str, rows: Sequence[tuple[Any, ...]], metadata: Mapping[str, Any]
+    ) -> TaskData:
+        """Data from `(positive, negative, corrupted, answer_ids, wrong_ids, length, info)` rows."""
+        if not rows:
+            raise ValueError(f"task {task!r}: no prompts.")
+        return cls(task, *map(list, zip(*rows, strict=True)), metadata=metadata)
+
     def subset(self, indices: Sequence[int]) -> TaskData:
         """The data restricted to some pairs, in the given order."""
         if not indices:
@@ -109,131 +110,6 @@ class TaskData:
             prompt_info=[self.prompt_info[i] for i in indices],
             metadata=self.metadata,
         )
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    """What `circuits tasks` prints about a task."""
-
-    name: str
-    description: str
-    metric: str
-    positive: str
-    negative: str
-    answer: str
-
-
-class Task(ABC):
-    """A circuit task: prompt generator, metric, ground truth and correctness filter."""
-
-    name: ClassVar[str]
-    description: ClassVar[str]
-    default_variant: ClassVar[str] = "acdc"
-
-    @property
-    @abstractmethod
-    def metric_name(self) -> MetricName:
-        """Which metric `metric` computes: `logit_diff`, `prob_diff` or `answer_logprob`."""
-
-    @abstractmethod
-    def generate(self, tokenizer: Tokenizer, n: int = 250, seed: int = 0) -> TaskData:
-        """`n` positive/negative/corrupted triples, deterministic in `seed`."""
-
-    @abstractmethod
-    def example(self) -> tuple[str, str, str]:
-        """One (positive, negative, answer) example, built without a tokenizer."""
-
-    def info(self) -> TaskInfo:
-        """Name, description, metric and an example for listings."""
-        positive, negative, answer = self.example()
-        return TaskInfo(self.name, self.description, self.metric_name, positive, negative, answer)
-
-    def ground_truth(self, variant: str | None = None) -> GroundTruth:
-        """The shipped ground truth (`acdc` when `variant` is None, or `paper`)."""
-        return ground_truths.load(self.name, variant or self.default_variant)
-
-    def metric(
-        self,
-        logits: torch.Tensor,
-        data: TaskData,
-        *,
-        mask: torch.Tensor | None = None,
-        reduce: bool = True,
-    ) -> torch.Tensor:
-        """The task metric at the answer position (mean over prompts unless `reduce=False`)."""
-        return task_metric(self.metric_name, logits, data, mask=mask, reduce=reduce)
-
-    def filter_correct(
-        self,
-        model: Any,
-        data: TaskData,
-        *,
-        tokenizer: Tokenizer | None = None,
-        among: Literal["candidates", "vocab"] = "candidates",
-        batch_size: int = 32,
-    ) -> tuple[TaskData, int]:
-        """Keep the pairs whose positive the model answers correctly; also return how many went."""
-        return filter_correct(model, data, tokenizer=tokenizer, among=among, batch_size=batch_size)
-
-
-# --- tokenizer helpers -------------------------------------------------------------------
-
-
-def generation_metadata(
-    task: Task, tokenizer: Tokenizer, n: int, seed: int, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """What `TaskData.metadata` records: task, n, seed, tokenizer and the task's options."""
-    tokenizer_name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-    return {"task": task.name, "n": n, "seed": seed, "tokenizer": tokenizer_name, **options}
-
-
-def encode(tokenizer: Tokenizer, text: str) -> list[int]:
-    """Token ids of `text` without special tokens."""
-    return list(tokenizer.encode(text, add_special_tokens=False))
-
-
-def single_token_ids(
-    tokenizer: Tokenizer, words: Sequence[str], *, prefix: str, what: str, need: int
-) -> dict[str, int]:
-    """Words whose `prefix + word` is one known token, with its id; raise if fewer than `need`."""
-    # A word-level tokenizer maps unknown words to one token too: that is not coverage.
-    unknown = getattr(tokenizer, "unk_token_id", None)
-    ids = {}
-    for word in words:
-        tokens = encode(tokenizer, prefix + word)
-        if len(tokens) == 1 and tokens[0] != unknown:
-            ids[word] = tokens[0]
-    if len(ids) < need:
-        raise ValueError(
-            f"only {len(ids)} of {len(words)} {what} are a single token under this tokenizer "
-            f"(as {prefix + words[0]!r}); at least {need} are needed. Give a tokenizer that "
-            "covers circuits.tasks.vocab, or pass a longer word list to the task."
-        )
-    return ids
-
-
-def sample_until(
-    make: Callable[[random.Random, int], tuple[Any, ...] | None], n: int, seed: int, task: str
-) -> list[tuple[Any, ...]]:
-    """`n` items from `make(rng, n_accepted)`, which returns None to reject; bounded retries."""
-    if n <= 0:
-        raise ValueError(f"task {task!r}: n={n}; ask for at least one prompt.")
-    rng = random.Random(seed)
-    items: list[tuple[Any, ...]] = []
-    attempts = 0
-    max_attempts = 20 * n + 100
-    while len(items) < n:
-        if attempts >= max_attempts:
-            raise ValueError(
-                f"task {task!r}: only {len(items)} of {n} candidate prompts had equal token "
-                f"lengths after {attempts} tries under this tokenizer; check that it tokenises "
-                "the task's words (circuits.tasks.vocab) the same way in every position."
-            )
-        attempts += 1
-        item = make(rng, len(items))
-        if item is not None:
-            items.append(item)
-    return items
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -450,3 +326,62 @@ def filter_correct(
             among,
         )
     return data.subset(keep), dropped
+
+
+# --- the task base class -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What `circuits tasks` prints about a task."""
+
+    name: str
+    description: str
+    metric: str
+    positive: str
+    negative: str
+    answer: str
+
+
+class Task(ABC):
+    """A circuit task: prompt generator, metric, ground truth and correctness filter."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    default_variant: ClassVar[str] = "acdc"
+
+    @property
+    @abstractmethod
+    def metric_name(self) -> MetricName:
+        """Which metric `metric` computes: `logit_diff`, `prob_diff` or `answer_logprob`."""
+
+    @abstractmethod
+    def generate(self, tokenizer: Tokenizer, n: int = 250, seed: int = 0) -> TaskData:
+        """`n` positive/negative/corrupted triples, deterministic in `seed`."""
+
+    @abstractmethod
+    def example(self) -> tuple[str, str, str]:
+        """One (positive, negative, answer) example, built without a tokenizer."""
+
+    def info(self) -> TaskInfo:
+        """Name, description, metric and an example for listings."""
+        positive, negative, answer = self.example()
+        return TaskInfo(self.name, self.description, self.metric_name, positive, negative, answer)
+
+    def ground_truth(self, variant: str | None = None) -> GroundTruth:
+        """The shipped ground truth (`acdc` when `variant` is None, or `paper`)."""
+        return ground_truths.load(self.name, variant or self.default_variant)
+
+    def metric(
+        self,
+        logits: torch.Tensor,
+        data: TaskData,
+        *,
+        mask: torch.Tensor | None = None,
+        reduce: bool = True,
+    ) -> torch.Tensor:
+        """The task metric at the answer position (mean over prompts unless `reduce=False`)."""
+        return task_metric(self.metric_name, logits, data, mask=mask, reduce=reduce)
+
+    filter_correct = staticmethod(filter_correct)
+    """Keep the pairs whose positive the model answers correctly; also return how many went."""

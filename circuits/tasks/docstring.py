@@ -6,17 +6,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from circuits.tasks import vocab
-from circuits.tasks.base import (
-    MetricName,
-    Task,
-    TaskData,
-    Tokenizer,
-    encode,
-    generation_metadata,
-    sample_until,
-)
-from circuits.tasks.base import single_token_ids as _single_token_ids
+from circuits.tasks import generation, vocab
+from circuits.tasks.base import MetricName, Task, TaskData
+from circuits.tasks.generation import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -119,11 +111,11 @@ class DocstringTask(Task):
 
     def generate(self, tokenizer: Tokenizer, n: int = 250, seed: int = 0) -> TaskData:
         """`n` prompt pairs; all prompts share one token length."""
-        name_ids = _single_token_ids(
+        name_ids = generation.single_token_ids(
             tokenizer, self.variable_names, prefix=" ", what="variable names", need=self.n_names
         )
         words = list(
-            _single_token_ids(
+            generation.single_token_ids(
                 tokenizer,
                 self.description_words,
                 prefix=" ",
@@ -134,7 +126,7 @@ class DocstringTask(Task):
         # The first description word follows '"""' without a space; BPE tokenizers split it
         # differently, so it is drawn from words that are one token either way.
         first_words = list(
-            _single_token_ids(
+            generation.single_token_ids(
                 tokenizer,
                 words,
                 prefix="",
@@ -156,25 +148,18 @@ class DocstringTask(Task):
             ]
             info = self.build(method, args, description, params)
             positive, negative, answer = info.pop("positive"), info.pop("negative"), info["answer"]
-            length = len(encode(tokenizer, positive))
-            if len(encode(tokenizer, negative)) != length or (lengths and length not in lengths):
+            length = len(generation.encode(tokenizer, positive))
+            if len(generation.encode(tokenizer, negative)) != length or (
+                lengths and length not in lengths
+            ):
                 return None
             lengths.add(length)
             wrong = [name_ids[a] for a in args if a != answer]
-            return positive, negative, [name_ids[answer]], wrong, length, info
+            return positive, negative, negative, [name_ids[answer]], wrong, length, info
 
-        rows = sample_until(make, n, seed, self.name)
-        return TaskData(
-            task=self.name,
-            positives=[r[0] for r in rows],
-            negatives=[r[1] for r in rows],
-            corrupted=[r[1] for r in rows],
-            answer_ids=[r[2] for r in rows],
-            wrong_ids=[r[3] for r in rows],
-            lengths=[r[4] for r in rows],
-            prompt_info=[r[5] for r in rows],
-            metadata=generation_metadata(self, tokenizer, n, seed, self.counts),
-        )
+        rows = generation.sample_until(make, n, seed, self.name)
+        metadata = generation.metadata(self.name, tokenizer, n, seed, self.counts)
+        return TaskData.from_rows(self.name, rows, metadata)
 
 
 def docstring_prompt(

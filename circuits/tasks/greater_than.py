@@ -6,17 +6,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from circuits.tasks import vocab
-from circuits.tasks.base import (
-    MetricName,
-    Task,
-    TaskData,
-    Tokenizer,
-    encode,
-    generation_metadata,
-    sample_until,
-)
-from circuits.tasks.base import single_token_ids as _single_token_ids
+from circuits.tasks import generation, vocab
+from circuits.tasks.base import MetricName, Task, TaskData
+from circuits.tasks.generation import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -107,9 +99,13 @@ class GreaterThanTask(Task):
         else:
             values = {str(d): d for d in range(10)}
             what = "digits"
-        value_ids = _single_token_ids(tokenizer, list(values), prefix="", what=what, need=3)
+        value_ids = generation.single_token_ids(
+            tokenizer, list(values), prefix="", what=what, need=3
+        )
         nouns = list(
-            _single_token_ids(tokenizer, self.nouns, prefix=" ", what="event nouns", need=1)
+            generation.single_token_ids(
+                tokenizer, self.nouns, prefix=" ", what="event nouns", need=1
+            )
         )
         years = self._valid_years(tokenizer, form)
         by_yy: dict[int, list[int]] = {}
@@ -135,39 +131,27 @@ class GreaterThanTask(Task):
             noun = rng.choice(nouns)
             positive = self.format(noun, century, f"{yy:02d}")
             negative = self.format(noun, century, vocab.GREATER_THAN_NEGATIVE_YY)
-            length = len(encode(tokenizer, positive))
-            if len(encode(tokenizer, negative)) != length or (lengths and length not in lengths):
+            length = len(generation.encode(tokenizer, positive))
+            if len(generation.encode(tokenizer, negative)) != length or (
+                lengths and length not in lengths
+            ):
                 return None
             lengths.add(length)
             later, not_later = answer_sets(yy)
             info = {"noun": noun, "century": century, "yy": yy, "year": century * 100 + yy}
-            return positive, negative, later, not_later, length, info
+            return positive, negative, negative, later, not_later, length, info
 
-        rows = sample_until(make, n, seed, self.name)
+        rows = generation.sample_until(make, n, seed, self.name)
         # Balanced sampling walks YY upwards; shuffle so any slice covers the range.
         random.Random(seed).shuffle(rows)
-        return TaskData(
-            task=self.name,
-            positives=[r[0] for r in rows],
-            negatives=[r[1] for r in rows],
-            corrupted=[r[1] for r in rows],
-            answer_ids=[r[2] for r in rows],
-            wrong_ids=[r[3] for r in rows],
-            lengths=[r[4] for r in rows],
-            prompt_info=[r[5] for r in rows],
-            metadata=generation_metadata(
-                self,
-                tokenizer,
-                n,
-                seed,
-                {
-                    "template": self.template,
-                    "yy_range": self.yy_range,
-                    "balanced": self.balanced,
-                    "form": form,
-                },
-            ),
-        )
+        options = {
+            "template": self.template,
+            "yy_range": self.yy_range,
+            "balanced": self.balanced,
+            "form": form,
+        }
+        metadata = generation.metadata(self.name, tokenizer, n, seed, options)
+        return TaskData.from_rows(self.name, rows, metadata)
 
     def _valid_years(
         self, tokenizer: Tokenizer, form: str, *, strict: bool = True
@@ -176,12 +160,12 @@ class GreaterThanTask(Task):
         [" XX", "YY"] (two-digit) or " XX" followed by one token per digit of YY (digit)."""
 
         def splits(century: int, yy: str) -> bool:
-            whole = encode(tokenizer, f" {century}{yy}")
-            head = encode(tokenizer, f" {century}")
+            whole = generation.encode(tokenizer, f" {century}{yy}")
+            head = generation.encode(tokenizer, f" {century}")
             if form == "two-digit":
-                parts = head + encode(tokenizer, yy)
+                parts = head + generation.encode(tokenizer, yy)
                 return len(parts) == 2 and whole == parts
-            digits = [encode(tokenizer, digit) for digit in yy]
+            digits = [generation.encode(tokenizer, digit) for digit in yy]
             return all(len(d) == 1 for d in digits) and whole == head + [d[0] for d in digits]
 
         low, high = self.yy_range

@@ -6,17 +6,9 @@ import random
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from circuits.tasks import vocab
-from circuits.tasks.base import (
-    MetricName,
-    Task,
-    TaskData,
-    Tokenizer,
-    encode,
-    generation_metadata,
-    sample_until,
-)
-from circuits.tasks.base import single_token_ids as _single_token_ids
+from circuits.tasks import generation, vocab
+from circuits.tasks.base import MetricName, Task, TaskData
+from circuits.tasks.generation import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -65,12 +57,18 @@ class IOITask(Task):
 
     def generate(self, tokenizer: Tokenizer, n: int = 250, seed: int = 0) -> TaskData:
         """`n` IOI triples, templates drawn uniformly; equal token length within each triple."""
-        name_ids = _single_token_ids(tokenizer, self.names, prefix=" ", what="IOI names", need=5)
+        name_ids = generation.single_token_ids(
+            tokenizer, self.names, prefix=" ", what="IOI names", need=5
+        )
         places = list(
-            _single_token_ids(tokenizer, self.places, prefix=" ", what="IOI places", need=1)
+            generation.single_token_ids(
+                tokenizer, self.places, prefix=" ", what="IOI places", need=1
+            )
         )
         objects = list(
-            _single_token_ids(tokenizer, self.objects, prefix=" ", what="IOI objects", need=1)
+            generation.single_token_ids(
+                tokenizer, self.objects, prefix=" ", what="IOI objects", need=1
+            )
         )
         names = list(name_ids)
         lengths: dict[int, int] = {}
@@ -84,8 +82,8 @@ class IOITask(Task):
             positive = fill(template, io, s, s, place, obj)
             negative = fill(template, io, c, s, place, obj)
             corrupted = fill(template, x, y, z, place, obj)
-            length = len(encode(tokenizer, positive))
-            if any(len(encode(tokenizer, p)) != length for p in (negative, corrupted)):
+            length = len(generation.encode(tokenizer, positive))
+            if any(len(generation.encode(tokenizer, p)) != length for p in (negative, corrupted)):
                 return None
             if lengths.setdefault(t, length) != length:
                 return None
@@ -100,20 +98,12 @@ class IOITask(Task):
                 "place": place,
                 "object": obj,
             }
-            return positive, negative, corrupted, name_ids[io], name_ids[s], length, info
+            answer, wrong = [name_ids[io]], [name_ids[s]]
+            return positive, negative, corrupted, answer, wrong, length, info
 
-        rows = sample_until(make, n, seed, self.name)
-        return TaskData(
-            task=self.name,
-            positives=[r[0] for r in rows],
-            negatives=[r[1] for r in rows],
-            corrupted=[r[2] for r in rows],
-            answer_ids=[[r[3]] for r in rows],
-            wrong_ids=[[r[4]] for r in rows],
-            lengths=[r[5] for r in rows],
-            prompt_info=[r[6] for r in rows],
-            metadata=generation_metadata(self, tokenizer, n, seed, {}),
-        )
+        rows = generation.sample_until(make, n, seed, self.name)
+        metadata = generation.metadata(self.name, tokenizer, n, seed, {})
+        return TaskData.from_rows(self.name, rows, metadata)
 
 
 def fill(template: str, io: str, s1: str, s2: str, place: str, obj: str) -> str:

@@ -13,14 +13,9 @@ import yaml
 
 from circuits import ground_truth as ground_truths
 from circuits.ground_truth import GroundTruth, Provenance
-from circuits.tasks.base import (
-    MetricName,
-    Task,
-    TaskData,
-    Tokenizer,
-    encode,
-    generation_metadata,
-)
+from circuits.tasks import generation
+from circuits.tasks.base import MetricName, Task, TaskData
+from circuits.tasks.generation import Tokenizer
 
 _FILE_KEYS = {
     "name",
@@ -86,12 +81,12 @@ class UserTask(Task):
         corrupted = self.corrupted or self.negatives
         lengths = []
         for i in indices:
-            length = len(encode(tokenizer, self.positives[i]))
+            length = len(generation.encode(tokenizer, self.positives[i]))
             for kind, prompt in (("negative", self.negatives[i]), ("corrupted", corrupted[i])):
-                if len(encode(tokenizer, prompt)) != length:
+                if len(generation.encode(tokenizer, prompt)) != length:
                     raise ValueError(
                         f"task {self.name!r}: {kind} {i} ({prompt!r}) has "
-                        f"{len(encode(tokenizer, prompt))} tokens but positive {i} "
+                        f"{len(generation.encode(tokenizer, prompt))} tokens but positive {i} "
                         f"({self.positives[i]!r}) has {length}; make each pair the same "
                         "length under this tokenizer."
                     )
@@ -106,7 +101,7 @@ class UserTask(Task):
             wrong_ids=[_answer_ids(tokenizer, wrong[i], self.name, i) for i in indices],
             lengths=lengths,
             prompt_info=[{"index": i} for i in indices],
-            metadata=generation_metadata(self, tokenizer, len(indices), seed, {}),
+            metadata=generation.metadata(self.name, tokenizer, len(indices), seed, {}),
         )
 
     def ground_truth(self, variant: str | None = None) -> GroundTruth:
@@ -269,7 +264,7 @@ def _same_count(values: Sequence[str], what: str, positives: Sequence[str], wher
 def _answer_ids(tokenizer: Tokenizer, answers: Sequence[str], task: str, i: int) -> list[int]:
     ids = []
     for answer in answers:
-        tokens = encode(tokenizer, answer)
+        tokens = generation.encode(tokenizer, answer)
         if len(tokens) != 1:
             raise ValueError(
                 f"task {task!r}: answer {answer!r} of prompt {i} is {len(tokens)} tokens under "

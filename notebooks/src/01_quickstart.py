@@ -15,8 +15,10 @@
 
 # %%
 %matplotlib inline
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 # tqdm.auto falls back to text bars without ipywidgets; the toolkit's bars are off here anyway.
 warnings.filterwarnings("ignore", message="IProgress not found")
@@ -95,7 +97,7 @@ print(tuple(acts_PHD.shape), capture.labels[:6], "...")
 
 # %%
 config = saes.SAETrainingConfig()
-sae = saes.train_discrete_sae(acts_PHD, config, seed=SEED, quiet=True)
+sae = saes.train_discrete_sae(acts_PHD, config, seed=SEED, progress=False)
 stats = saes.code_stats(sae, acts_PHD).to_dict()
 pd.Series({k: v for k, v in stats.items() if k != "code_counts"})
 
@@ -175,15 +177,10 @@ display(heads_figure(scores, model.n_layers, model.n_heads, truth_H=truth_H, tit
 
 # %%
 found_H = node["score"].to_numpy() >= node_eval.threshold
-report = circuits.faithfulness_report(
-    model,
-    task,
-    data.subset(range(100)),
-    {"found": found_H, "ground truth": truth.heads},
-    n_random=5,
-    seed=SEED,
-)
-kept = {name: c["kept"] for name, c in report["circuits"].items()}
+ablator = circuits.CircuitAblator(model, task, data.subset(range(100)), ablation="mean")
+circuits_kept = {"found": found_H, "ground truth": truth.heads}
+report = circuits.faithfulness_report(ablator, circuits_kept, n_random=5, seed=SEED)
+kept = {name: report[name]["kept"] for name in circuits_kept}
 kept["random (mean)"] = report["random"]["kept"]["mean"]
 pd.Series(kept, name=f"fraction of {report['metric_name']} kept")
 
@@ -192,14 +189,24 @@ pd.Series(kept, name=f"fraction of {report['metric_name']} kept")
 #
 # `circuits.score` runs the whole pipeline with the paper's defaults (250 + 250 prompts from
 # the task generator with `seed`, the same SAE config); same seed, same scores. `result.seconds`
-# says where the time went. The CLI (`circuits reproduce ioi`) wraps this plus multi-trial
-# statistics and result files.
+# says where the time went.
 
 # %%
 result = circuits.score(model, TASK, seed=SEED, progress=False)
 assert np.array_equal(result.node["score"].to_numpy(), node["score"].to_numpy())
 print(f"node ROC AUC {circuits.evaluate(result.node, truth.heads).roc_auc:.3f}")
 pd.Series(result.seconds, name="seconds").round(3)
+
+# %% [markdown]
+# What the CLI (`circuits reproduce ioi`) does for each task is one call too: `run_task` runs
+# several methods (and trials) on the same data, evaluates them against the model's ground
+# truth and, with `out`, writes `results.json`, `scores.csv` and the figures.
+
+# %%
+with tempfile.TemporaryDirectory() as out:
+    run = circuits.run_task(model, TASK, ["sae", "norm"], seed=SEED, out=out, progress=False)
+    print(sorted(p.name for p in Path(out, TASK, model.name).iterdir()))
+pd.DataFrame(run.table_rows()[0])[["method", "kind", "roc_auc", "cpr", "cmd"]]
 
 # %%
 print(f"notebook ran in {time.perf_counter() - notebook_start:.1f} s")

@@ -180,7 +180,7 @@ for n_train in (5, 10, 50, min(250, n_pool)):
     sae_config = replace(context.config.sae, n_train_prompts=n_train)
     aucs = []
     for seed in range(3):
-        sae = saes.train_discrete_sae(acts_PHD, sae_config, seed=seed, quiet=True)
+        sae = saes.train_discrete_sae(acts_PHD, sae_config, seed=seed, progress=False)
         node = circuits.node_scores(saes.codes(sae, acts_PHD), is_positive_P, context.model.n_heads)
         aucs.append(circuits.evaluate(node, truth.heads).roc_auc)
     sweep.append({"SAE training prompts": n_train, "mean": np.mean(aucs), "std": np.std(aucs)})

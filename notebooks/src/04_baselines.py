@@ -30,6 +30,7 @@ import pandas as pd
 from IPython.display import display
 
 import circuits
+import circuits.methods
 import interp
 from circuits import ground_truth, tasks
 from circuits.plots import heads_figure, roc_figure
@@ -43,7 +44,7 @@ task = tasks.get(TASK)
 truth_H = np.array(truth.head_mask(model.n_layers, model.n_heads))
 
 preferred = ["sae", "activation-patching", "attribution-patching", "eap", "acdc", "hisp"]
-available = circuits.available_methods()
+available = circuits.methods.names()
 methods = [m for m in preferred if m in available] + [m for m in available if m not in preferred]
 print("registered methods:", ", ".join(available))
 

@@ -16,24 +16,29 @@ Edge patching: with edge weights `w[s, r]` in [0, 1] (1 = edge removed), receive
 where `resid_r` is the residual stream at `r` in the same (patched) pass and `out_s` the
 sender's output in that pass. Each head gets its own input through TransformerLens's
 `hook_attn_in` (`cfg.use_attn_in`), each MLP through `hook_mlp_in`, the logits through the
-final residual stream. `w = 0` everywhere reproduces the clean forward pass.
+final residual stream (`HookedModel.per_head_inputs`). `w = 0` everywhere reproduces the
+clean forward pass.
+
+Grouped-query attention: each query head is a receiver with its own query, key and value
+input (the shared K/V weights are applied per query head inside the patched pass), the
+head-level graph of Conmy et al.; an edge into a whole K/V head is the sum of the edges into
+its query heads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from transformer_lens import HookedTransformer
 from transformer_lens.utilities.architectures import POST_NORM_ARCHITECTURES
 
-from circuits.baselines.common import PatchBatch, answer_logits, run_blocks
-from interp import HookedModel
+from circuits.methods.patching import PatchBatch
+from circuits.scoring import rank_scores
+from interp.heads import head_labels
+from interp.models import HookedModel
 
 __all__ = [
     "EdgePatcher",
@@ -41,13 +46,12 @@ __all__ = [
     "SenderGroup",
     "check_graph_model",
     "edge_frame",
-    "graph_mode",
     "group_output",
     "run_cached",
 ]
 
 
-def check_graph_model(model: HookedTransformer) -> None:
+def check_graph_model(model: HookedModel) -> None:
     """Raise if the architecture breaks the residual-stream decomposition the graph assumes."""
     cfg = model.cfg
     problems = {
@@ -60,34 +64,11 @@ def check_graph_model(model: HookedTransformer) -> None:
     found = [name for name, present in problems.items() if present]
     if found:
         raise ValueError(
-            f"model {cfg.model_name!r} has {', '.join(found)}; the edge-level baselines (eap, "
+            f"model {model.name!r} has {', '.join(found)}; the edge-level baselines (eap, "
             "acdc) need pre-norm sequential blocks whose heads add z @ W_O to the residual "
             "stream. Use a node-level baseline (activation-patching, attribution-patching, "
             "hisp) for this model."
         )
-
-
-@contextmanager
-def graph_mode(model: HookedTransformer) -> Iterator[None]:
-    """Expose per-head attention inputs and MLP inputs as hooks for the block; then restore.
-
-    Grouped-query attention: a key/value head is shared by several query heads, but a
-    receiver here is one query head with its own input. Inside the block the K/V projection
-    is computed per query head (`ungroup_grouped_query_attention`: the shared weights
-    repeated, exact for the unpatched model), so an edge into query head h changes the
-    query, key and value that h reads and nothing that its group-mates read. That is the
-    head-level graph of Conmy et al. with each query head as a receiver; an edge into a
-    whole K/V head is the sum of the edges into its query heads.
-    """
-    cfg = model.cfg
-    previous = (cfg.use_attn_in, cfg.use_hook_mlp_in, cfg.ungroup_grouped_query_attention)
-    cfg.use_attn_in = True
-    cfg.use_hook_mlp_in = not cfg.attn_only
-    cfg.ungroup_grouped_query_attention = cfg.n_key_value_heads is not None
-    try:
-        yield
-    finally:
-        (cfg.use_attn_in, cfg.use_hook_mlp_in, cfg.ungroup_grouped_query_attention) = previous
 
 
 @dataclass(frozen=True)
@@ -124,10 +105,10 @@ class HeadGraph:
     has_mlp: bool
 
     @classmethod
-    def of(cls, model: HookedTransformer) -> HeadGraph:
-        """The graph of a TransformerLens model (checked to be supported)."""
+    def of(cls, model: HookedModel) -> HeadGraph:
+        """The graph of a model (checked to be supported)."""
         check_graph_model(model)
-        return cls(model.cfg.n_layers, model.cfg.n_heads, not model.cfg.attn_only)
+        return cls(model.n_layers, model.n_heads, not model.cfg.attn_only)
 
     @property
     def n_mlps(self) -> int:
@@ -164,7 +145,7 @@ class HeadGraph:
 
     def labels(self) -> tuple[list[str], list[str]]:
         """Sender labels and receiver labels (`embed`, `L{l}H{h}`, `MLP{l}`, `logits`)."""
-        heads = [f"L{i}H{h}" for i in range(self.n_layers) for h in range(self.n_heads)]
+        heads = head_labels(self.n_layers, self.n_heads)
         mlps = [f"MLP{i}" for i in range(self.n_mlps)]
         return ["embed", *heads, *mlps], [*heads, *mlps, "logits"]
 
@@ -235,17 +216,16 @@ class EdgePatcher:
         self.graph = graph
         self.batch = batch
         self.groups = graph.groups()
-        ht = model.model
         n_layers = graph.n_layers
         with torch.no_grad():
             clean = run_cached(model, batch.clean_BS, n_layers, graph.has_mlp)
             corrupted = run_cached(model, batch.corrupted_BS, n_layers, graph.has_mlp)
             self.clean_delta = [
-                group_output(ht, group, clean) - group_output(ht, group, corrupted)
+                group_output(model, group, clean) - group_output(model, group, corrupted)
                 for group in self.groups
             ]
             """Per sender group, clean minus corrupted output `[batch, seq, group, d_model]`."""
-            self.clean_logits_BV = answer_logits(ht, clean["final"], batch.answer_pos_B)
+            self.clean_logits_BV = model.answer_logits(clean["final"], batch.answer_pos_B)
             self.clean_metric_B = batch.metric(self.clean_logits_BV).float()
         self.resid_pre = clean["resid_pre"] + [clean["final"]]
         """Clean residual stream entering each block, then the final one."""
@@ -260,7 +240,6 @@ class EdgePatcher:
                 f"weights_SR has shape {tuple(weights_SR.shape)}; expected "
                 f"({graph.n_senders}, {graph.n_receivers}) = (senders, receivers)."
             )
-        ht = self.model.model
         weights_SR = weights_SR.to(device=self.model.device, dtype=self.model.dtype)
         live: dict[int, torch.Tensor] = {}
 
@@ -288,19 +267,19 @@ class EdgePatcher:
             # A sender whose edges are all intact needs no live difference.
             if bool(weights_SR[group.senders].any()):
                 hooks.append((group.out_hook, self._record(live, index, group)))
-        with torch.no_grad(), graph_mode(ht), self.model.hooks(hooks):
-            resid_BSD = run_blocks(
-                self.model, self.resid_pre[start_layer], start_layer, self.batch.clean_BS
+        with torch.no_grad(), self.model.per_head_inputs(), self.model.hooks(hooks):
+            resid_BSD = self.model.run_from(
+                self.resid_pre[start_layer], start_layer, self.batch.clean_BS
             )
             logits_in = incoming(slice(graph.logits_receiver, None), graph.logits_order)
             if logits_in is not None:
                 resid_BSD = resid_BSD - logits_in[:, :, 0]
-            return answer_logits(ht, resid_BSD, self.batch.answer_pos_B)
+            return self.model.answer_logits(resid_BSD, self.batch.answer_pos_B)
 
     def _record(self, live: dict[int, torch.Tensor], index: int, group: SenderGroup) -> Any:
         """A hook storing a group's output minus its corrupted output, in residual space."""
         if group.kind == "heads":
-            W_O = self.model.model.blocks[group.layer].attn.W_O
+            W_O = self.model.W_O(group.layer)
             z_corrupted = self.z_corrupted[group.layer]
 
             def heads(z_BSHE: torch.Tensor, hook: Any) -> None:
@@ -351,17 +330,17 @@ def run_cached(
         if has_mlp:
             hooks.append((f"blocks.{layer}.hook_mlp_out", save("mlp_out")))
     with model.hooks(hooks):
-        final = model.model(tokens_BS, stop_at_layer=n_layers)
+        final = model.final_resid(tokens_BS)
     return {**store, "final": final.detach()}
 
 
-def group_output(ht: HookedTransformer, group: SenderGroup, cache: dict[str, Any]) -> torch.Tensor:
+def group_output(model: HookedModel, group: SenderGroup, cache: dict[str, Any]) -> torch.Tensor:
     """A sender group's output `[batch, seq, group, d_model]` from a cached run."""
     if group.kind == "embed":
         return cache["resid_pre"][0][:, :, None]
     if group.kind == "mlp":
         return cache["mlp_out"][group.layer][:, :, None]
-    W_O = ht.blocks[group.layer].attn.W_O
+    W_O = model.W_O(group.layer)
     return torch.einsum("bshe,hed->bshd", cache["z"][group.layer], W_O)
 
 
@@ -378,7 +357,7 @@ def edge_frame(
             "score": scores_SR[s_index, r_index].double().numpy(),
         }
     )
-    frame["rank"] = frame["score"].rank(ascending=False, method="min").astype(np.int64)
+    frame["rank"] = rank_scores(frame["score"])
     if effects_SR is not None:
         frame["effect"] = effects_SR[s_index, r_index].double().numpy()
     return frame

@@ -1,6 +1,6 @@
 """ACDC at head granularity (Conmy et al. 2023, "Towards Automated Circuit Discovery").
 
-Graph: `circuits.baselines.graph` (embedding, heads, MLPs, logits; no Q/K/V split). Starting
+Graph: `circuits.methods.graph` (embedding, heads, MLPs, logits; no Q/K/V split). Starting
 from the full graph, receivers are visited in reverse topological order (logits, then each
 layer's MLP and heads from the last layer down); for each incoming edge, latest sender first,
 the edge is patched with the corrupted sender output and the change in loss is measured:
@@ -33,16 +33,17 @@ from typing import Literal
 import torch
 from tqdm.auto import tqdm
 
-from circuits.baselines.common import (
-    BaselineConfig,
-    BaselineResult,
+from circuits.methods.graph import EdgePatcher, HeadGraph, edge_frame
+from circuits.methods.patching import (
+    PatchingConfig,
     config_dict,
-    make_batches,
-    timed,
+    patching_method,
+    prepare_batches,
 )
-from circuits.baselines.graph import EdgePatcher, HeadGraph, edge_frame
+from circuits.methods.result import ScoreResult, head_result
 from circuits.tasks import Task, TaskData, kl_divergence
-from interp import HookedModel
+from circuits.timing import timed
+from interp.models import HookedModel
 
 __all__ = ["ACDCConfig", "PruneResult", "acdc", "circuit_loss", "prune"]
 
@@ -52,7 +53,7 @@ DEFAULT_THRESHOLDS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 
 
 @dataclass(frozen=True)
-class ACDCConfig(BaselineConfig):
+class ACDCConfig(PatchingConfig):
     """Options of ACDC."""
 
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS
@@ -105,7 +106,7 @@ def circuit_loss(
 
 
 def prune(
-    patchers: Sequence[EdgePatcher], tau: float, loss: ACDCLoss = "kl", quiet: bool = True
+    patchers: Sequence[EdgePatcher], tau: float, loss: ACDCLoss = "kl", progress: bool = False
 ) -> PruneResult:
     """One ACDC run: greedily remove every edge whose removal raises the loss by < tau."""
     graph = patchers[0].graph
@@ -114,7 +115,7 @@ def prune(
     current = circuit_loss(patchers, removed_SR, graph.n_layers, loss)
     n_evaluations = 1
     order = _reverse_topological_receivers(graph)
-    for receiver in tqdm(order, desc=f"acdc tau={tau:g}", disable=quiet, leave=False):
+    for receiver in tqdm(order, desc=f"acdc tau={tau:g}", disable=not progress, leave=False):
         senders = allowed_SR[:, receiver].nonzero()[:, 0].flip(0)
         if receiver != graph.logits_receiver:
             # A head or MLP's sender index is its receiver index + 1.
@@ -146,16 +147,15 @@ def _reverse_topological_receivers(graph: HeadGraph) -> list[int]:
     return order
 
 
+@patching_method("acdc", ACDCConfig)
 def acdc(
     model: HookedModel, task: Task, data: TaskData, config: ACDCConfig | None = None
-) -> BaselineResult:
+) -> ScoreResult:
     """ACDC over a sweep of thresholds; head score = largest tau at which the head survives."""
     config = config or ACDCConfig()
-    graph = HeadGraph.of(model.model)
-    seconds: dict[str, float] = {}
+    graph = HeadGraph.of(model)
     device = model.device
-    with timed(seconds, "tokenize", device):
-        batches = make_batches(model, task, data, config.batch_size)
+    batches, _, seconds = prepare_batches(model, task, data, config)
     with timed(seconds, "cache", device):
         patchers = [EdgePatcher(model, graph, batch) for batch in batches]
     n_heads_total = model.n_layers * model.n_heads
@@ -164,7 +164,7 @@ def acdc(
     runs = []
     for tau in sorted(config.thresholds):
         with timed(seconds, "prune", device):
-            run = prune(patchers, tau, config.loss, quiet=config.quiet)
+            run = prune(patchers, tau, config.loss, progress=config.progress)
         runs.append(run)
         present_H = run.kept_SR[1 : n_heads_total + 1].any(1)
         node_scores_H[present_H] = tau
@@ -177,12 +177,11 @@ def acdc(
         "n_evaluations": [run.n_evaluations for run in runs],
         "n_edges_total": int(graph.allowed_SR().sum()),
     }
-    return BaselineResult(
-        method="acdc",
-        scores_H=node_scores_H,
-        n_heads=model.n_heads,
-        seconds=seconds,
-        edges=edge_frame(graph, edge_scores_SR),
-        config=config_dict(config),
-        extra=extra,
+    return head_result(
+        "acdc",
+        node_scores_H,
+        model.n_heads,
+        seconds,
+        graph_edges=edge_frame(graph, edge_scores_SR),
+        extra={"method_config": config_dict(config), **extra},
     )

@@ -5,7 +5,7 @@ First-order estimate of activation patching: for head `h`,
     effect_h ~= mean_x  sum_pos  dm/dz_h(x_clean) . (z_h_ref - z_h(x_clean))
 
 with `m` the task metric on the clean prompt and `z_h_ref` the same reference activation
-patching uses (`resample`: the paired corrupted prompt's z; `mean`: the per-position mean over
+patching uses (`counterfactual`: the paired corrupted prompt's z; `mean`: the per-position mean over
 corrupted prompts). One clean forward + backward and one corrupted forward per batch, for all
 heads at once. Score: `|effect_h|`.
 """
@@ -16,57 +16,45 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from circuits.baselines.common import (
-    Ablation,
-    BaselineConfig,
-    BaselineResult,
+from circuits.methods.patching import (
+    AblationConfig,
     PatchBatch,
-    answer_logits,
-    batches_and_mean_z,
-    check_ablation,
     config_dict,
+    patching_method,
+    prepare_batches,
+    progress_bar,
     reference_z,
-    timed,
 )
+from circuits.methods.result import ScoreResult, head_result
 from circuits.tasks import Task, TaskData
-from interp import HookedModel
+from circuits.timing import timed
+from interp.models import HookedModel
 
 __all__ = ["AttributionPatchingConfig", "attribution_patching", "clean_z_gradients"]
 
 
 @dataclass(frozen=True)
-class AttributionPatchingConfig(BaselineConfig):
-    """Options of attribution patching."""
-
-    ablation: Ablation = "resample"
-    """Reference z the linear estimate moves towards: `resample` or `mean` (as activation
-    patching)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ablation(self.ablation)
+class AttributionPatchingConfig(AblationConfig):
+    """Options of attribution patching (the reference z as activation patching's)."""
 
 
+@patching_method("attribution-patching", AttributionPatchingConfig)
 def attribution_patching(
     model: HookedModel,
     task: Task,
     data: TaskData,
     config: AttributionPatchingConfig | None = None,
-) -> BaselineResult:
+) -> ScoreResult:
     """Per-head gradient x (reference - clean) z estimate of the patching effect."""
     config = config or AttributionPatchingConfig()
-    seconds: dict[str, float] = {}
     device = model.device
-    batches, mean_z = batches_and_mean_z(
-        model, task, data, config.batch_size, config.ablation, seconds
-    )
+    batches, mean, seconds = prepare_batches(model, task, data, config)
     n_layers, n_heads = model.n_layers, model.n_heads
     effects_H = torch.zeros(n_layers * n_heads, dtype=torch.float64)
-    for batch in tqdm(batches, desc="attribution patching", disable=config.quiet, leave=False):
+    for batch in progress_bar(batches, "attribution patching", config):
         with timed(seconds, "reference", device):
-            ref_z = reference_z(model, batch, mean_z)
+            ref_z = reference_z(model, batch, mean)
         with timed(seconds, "clean_forward_backward", device):
             clean_z, grads = clean_z_gradients(model, batch)
         with timed(seconds, "attribution", device):
@@ -75,13 +63,13 @@ def attribution_patching(
                 effect = torch.einsum("bshe,bshe->h", grads[layer], diff_BSHE)
                 effects_H[layer * n_heads : (layer + 1) * n_heads] += effect.double().cpu()
     effects_H /= len(data)
-    return BaselineResult(
-        method="attribution-patching",
-        scores_H=effects_H.abs(),
-        n_heads=n_heads,
-        seconds=seconds,
+    return head_result(
+        "attribution-patching",
+        effects_H.abs(),
+        n_heads,
+        seconds,
         effects_H=effects_H,
-        config=config_dict(config),
+        extra={"method_config": config_dict(config)},
     )
 
 
@@ -101,7 +89,6 @@ def clean_z_gradients(
     hooks = [("blocks.0.hook_resid_pre", leaf)]
     hooks += [(f"blocks.{layer}.attn.hook_z", save) for layer in range(model.n_layers)]
     with torch.enable_grad(), model.hooks(hooks):
-        final = model.model(batch.clean_BS, stop_at_layer=model.n_layers)
-        metric = batch.metric(answer_logits(model.model, final, batch.answer_pos_B)).sum()
-        grads = torch.autograd.grad(metric, z_store)
+        _, metric_B = batch.clean_run(model)
+        grads = torch.autograd.grad(metric_B.sum(), z_store)
     return [z.detach() for z in z_store], list(grads)

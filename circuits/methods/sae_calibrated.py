@@ -33,8 +33,10 @@ from circuits.calibration import (
     mutual_information,
     permutation_z,
 )
-from circuits.pipeline import MethodContext, ScoreResult, register_method
-from circuits.scoring import node_scores
+from circuits.methods.context import MethodContext
+from circuits.methods.registry import register
+from circuits.methods.result import ScoreResult
+from circuits.scoring import node_scores, rank_scores
 from circuits.timing import timed
 from saes import codes, train_discrete_sae
 
@@ -52,7 +54,7 @@ def standardise_heads(acts_PHD: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return (acts - mean_1HD) / safe_H[None, :, None], spread_H
 
 
-@register_method("sae-calibrated")
+@register("sae-calibrated")
 def sae_calibrated(context: MethodContext, seed: int) -> ScoreResult:
     """Standardised heads, one shared discrete SAE, code shift between labels per head."""
     acts_PHD, is_positive_P = context.head_acts()
@@ -62,7 +64,7 @@ def sae_calibrated(context: MethodContext, seed: int) -> ScoreResult:
     with timed(seconds, "standardise", device):
         standard_PHD, scale_H = standardise_heads(acts_PHD)
     with timed(seconds, "sae", device):
-        sae = train_discrete_sae(standard_PHD, config.sae, seed, quiet=not context.progress)
+        sae = train_discrete_sae(standard_PHD, config.sae, seed, progress=context.progress)
     with timed(seconds, "codes", device):
         codes_PH = codes(sae, standard_PHD, dead_rows=config.scoring.dead_rows).cpu()
     with timed(seconds, "node_scoring", device):
@@ -76,7 +78,7 @@ def sae_calibrated(context: MethodContext, seed: int) -> ScoreResult:
         node = node_scores(codes_PH, is_positive_P, context.model.n_heads)
         node = node.rename(columns={"score": "exclusive_codes"}).drop(columns="rank")
         node.insert(3, "score", shift_H * scale_H.cpu().double().numpy())
-        node.insert(4, "rank", node["score"].rank(ascending=False, method="min").astype(int))
+        node.insert(4, "rank", rank_scores(node["score"]))
         node["shift"] = shift_H
         node["scale"] = scale_H.cpu().double().numpy()
         node["z"] = z_H

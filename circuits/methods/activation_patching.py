@@ -3,7 +3,7 @@
 For every head `h` and clean prompt `x` (a positive), run the model on `x` with `z_h` (all
 positions) replaced by a reference and record `m(patched) - m(clean)`; the head's effect is
 its mean over prompts, its score `|effect|`. References (`ablation`):
-- `resample`: `z_h` of the paired corrupted prompt (Wang et al. 2022; ACDC's corruption),
+- `counterfactual`: `z_h` of the paired corrupted prompt (Wang et al. 2022; ACDC's corruption),
 - `mean`: the mean `z_h` over all corrupted prompts, per position.
 
 Exhaustive over heads and batched: the clean residual stream entering each block is cached
@@ -19,72 +19,59 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from circuits.baselines.common import (
-    Ablation,
-    BaselineConfig,
-    BaselineResult,
+from circuits.methods.patching import (
+    AblationConfig,
     PatchBatch,
-    answer_logits,
-    batches_and_mean_z,
-    check_ablation,
     config_dict,
+    patching_method,
+    prepare_batches,
+    progress_bar,
     reference_z,
-    run_blocks,
-    timed,
 )
+from circuits.methods.result import ScoreResult, head_result
 from circuits.tasks import Task, TaskData
-from interp import HookedModel
+from circuits.timing import timed
+from interp.models import HookedModel
 
 __all__ = ["ActivationPatchingConfig", "activation_patching"]
 
 
 @dataclass(frozen=True)
-class ActivationPatchingConfig(BaselineConfig):
+class ActivationPatchingConfig(AblationConfig):
     """Options of activation patching."""
 
-    ablation: Ablation = "resample"
-    """What replaces a head's z: `resample` (the paired corrupted prompt's) or `mean`
-    (the mean over corrupted prompts, per position)."""
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_ablation(self.ablation)
-
-
+@patching_method("activation-patching", ActivationPatchingConfig)
 def activation_patching(
     model: HookedModel,
     task: Task,
     data: TaskData,
     config: ActivationPatchingConfig | None = None,
-) -> BaselineResult:
+) -> ScoreResult:
     """Per-head effect of ablating the head's z on the task metric, exhaustively."""
     config = config or ActivationPatchingConfig()
-    seconds: dict[str, float] = {}
     device = model.device
-    batches, mean_z = batches_and_mean_z(
-        model, task, data, config.batch_size, config.ablation, seconds
-    )
+    batches, mean, seconds = prepare_batches(model, task, data, config)
     effects_H = torch.zeros(model.n_layers * model.n_heads, dtype=torch.float64)
-    for batch in tqdm(batches, desc="activation patching", disable=config.quiet, leave=False):
+    for batch in progress_bar(batches, "activation patching", config):
         with timed(seconds, "clean_forward", device):
             resid_pre, base_B = _clean_run(model, batch)
         with timed(seconds, "reference", device):
-            ref_z = reference_z(model, batch, mean_z)
+            ref_z = reference_z(model, batch, mean)
         with timed(seconds, "patching", device):
             for layer in range(model.n_layers):
                 values_HB = _patch_layer(model, batch, layer, resid_pre[layer], ref_z[layer])
                 heads = slice(layer * model.n_heads, (layer + 1) * model.n_heads)
                 effects_H[heads] += (values_HB - base_B).sum(1).double().cpu()
     effects_H /= len(data)
-    return BaselineResult(
-        method="activation-patching",
-        scores_H=effects_H.abs(),
-        n_heads=model.n_heads,
-        seconds=seconds,
+    return head_result(
+        "activation-patching",
+        effects_H.abs(),
+        model.n_heads,
+        seconds,
         effects_H=effects_H,
-        config=config_dict(config),
+        extra={"method_config": config_dict(config)},
     )
 
 
@@ -97,9 +84,8 @@ def _clean_run(model: HookedModel, batch: PatchBatch) -> tuple[list[torch.Tensor
 
     hooks = [(f"blocks.{layer}.hook_resid_pre", save) for layer in range(model.n_layers)]
     with torch.no_grad(), model.hooks(hooks):
-        final = model.model(batch.clean_BS, stop_at_layer=model.n_layers)
-        base_B = batch.metric(answer_logits(model.model, final, batch.answer_pos_B)).float()
-    return [x for x in resid_pre if x is not None], base_B
+        _, base_B = batch.clean_run(model)
+    return [x for x in resid_pre if x is not None], base_B.float()
 
 
 def _patch_layer(
@@ -121,10 +107,10 @@ def _patch_layer(
         return z_HBSHE.view(z.shape)
 
     with torch.no_grad(), model.hooks([(f"blocks.{layer}.attn.hook_z", patch)]):
-        final = run_blocks(
-            model, resid_pre_BSD.repeat(n_heads, 1, 1), layer, batch.clean_BS.repeat(n_heads, 1)
+        final = model.run_from(
+            resid_pre_BSD.repeat(n_heads, 1, 1), layer, batch.clean_BS.repeat(n_heads, 1)
         )
-        logits_HBV = answer_logits(model.model, final, batch.answer_pos_B.repeat(n_heads)).view(
+        logits_HBV = model.answer_logits(final, batch.answer_pos_B.repeat(n_heads)).view(
             n_heads, batch_size, -1
         )
         return torch.stack([batch.metric(logits_BV).float() for logits_BV in logits_HBV])

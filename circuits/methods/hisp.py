@@ -18,49 +18,44 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from circuits.baselines.common import (
-    BaselineConfig,
-    BaselineResult,
+from circuits.methods.patching import (
     PatchBatch,
-    answer_logits,
+    PatchingConfig,
     config_dict,
-    make_batches,
-    timed,
+    patching_method,
+    prepare_batches,
+    progress_bar,
 )
+from circuits.methods.result import ScoreResult, head_result
 from circuits.tasks import Task, TaskData
-from interp import HookedModel
+from circuits.timing import timed
+from interp.models import HookedModel
 
 __all__ = ["HISPConfig", "gate_gradients", "gated_metric", "hisp"]
 
 
 @dataclass(frozen=True)
-class HISPConfig(BaselineConfig):
+class HISPConfig(PatchingConfig):
     """Options of HISP (only the shared batch size and progress flag)."""
 
 
+@patching_method("hisp", HISPConfig)
 def hisp(
     model: HookedModel, task: Task, data: TaskData, config: HISPConfig | None = None
-) -> BaselineResult:
+) -> ScoreResult:
     """Per-head mean |d metric / d head gate| over the clean prompts."""
     config = config or HISPConfig()
-    seconds: dict[str, float] = {}
     device = model.device
-    with timed(seconds, "tokenize", device):
-        batches = make_batches(model, task, data, config.batch_size)
+    batches, _, seconds = prepare_batches(model, task, data, config)
     scores_H = torch.zeros(model.n_layers * model.n_heads, dtype=torch.float64)
-    for batch in tqdm(batches, desc="hisp", disable=config.quiet, leave=False):
+    for batch in progress_bar(batches, "hisp", config):
         with timed(seconds, "forward_backward", device):
             grads_BH = gate_gradients(model, batch)
         scores_H += grads_BH.abs().sum(0).double().cpu()
     scores_H /= len(data)
-    return BaselineResult(
-        method="hisp",
-        scores_H=scores_H,
-        n_heads=model.n_heads,
-        seconds=seconds,
-        config=config_dict(config),
+    return head_result(
+        "hisp", scores_H, model.n_heads, seconds, extra={"method_config": config_dict(config)}
     )
 
 
@@ -74,8 +69,7 @@ def gated_metric(model: HookedModel, batch: PatchBatch, gates_BH: torch.Tensor) 
 
     hooks = [(f"blocks.{layer}.attn.hook_z", gate) for layer in range(n_layers)]
     with model.hooks(hooks):
-        final = model.model(batch.clean_BS, stop_at_layer=n_layers)
-        return batch.metric(answer_logits(model.model, final, batch.answer_pos_B))
+        return batch.clean_run(model)[1]
 
 
 def gate_gradients(model: HookedModel, batch: PatchBatch) -> torch.Tensor:

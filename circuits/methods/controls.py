@@ -15,42 +15,29 @@ import time
 
 import torch
 
-from circuits.baselines.common import BaselineResult
-from circuits.pipeline import MethodContext, ScoreResult, register_method
+from circuits.methods.context import MethodContext
+from circuits.methods.registry import register
+from circuits.methods.result import ScoreResult, head_result
 
 __all__ = ["norm_control", "random_control"]
 
 
-def _result(
-    name: str, scores_H: torch.Tensor, context: MethodContext, seconds: float
-) -> ScoreResult:
-    """A control ranking as the pipeline's result type."""
-    # Deferred: the baselines package imports this module while it registers methods.
-    from circuits.baselines import to_score_result
-
-    result = BaselineResult(
-        method=name,
-        scores_H=scores_H,
-        n_heads=context.model.n_heads,
-        seconds={name: seconds},
-    )
-    return to_score_result(result)
-
-
-@register_method("random")
+@register("random")
 def random_control(context: MethodContext, seed: int) -> ScoreResult:
     """Uniformly random head scores from `seed` (the chance level of every metric)."""
     start = time.perf_counter()
     n_heads = context.model.n_layers * context.model.n_heads
     generator = torch.Generator().manual_seed(seed)
     scores_H = torch.rand(n_heads, generator=generator, dtype=torch.float64)
-    return _result("random", scores_H, context, time.perf_counter() - start)
+    seconds = {"random": time.perf_counter() - start}
+    return head_result("random", scores_H, context.model.n_heads, seconds)
 
 
-@register_method("norm", deterministic=True)
+@register("norm", deterministic=True)
 def norm_control(context: MethodContext, seed: int) -> ScoreResult:
     """Each head's mean output norm ||z_h W_O[h]|| over the scored prompts (label-free)."""
     acts_PHD, _ = context.head_acts()
     start = time.perf_counter()
     scores_H = acts_PHD.float().norm(dim=-1).mean(dim=0).double().cpu()
-    return _result("norm", scores_H, context, time.perf_counter() - start)
+    seconds = {"norm": time.perf_counter() - start}
+    return head_result("norm", scores_H, context.model.n_heads, seconds)

@@ -4,7 +4,7 @@ For an edge from sender `u` (embedding, head, MLP) to receiver `d` (head, MLP, l
 
     effect(u -> d) = mean_x  sum_pos  (out_u(x_corrupted) - out_u(x_clean)) . dm/d input_d(x_clean)
 
-the first-order estimate of patching that one edge (see `circuits.baselines.graph`). `input_d`
+the first-order estimate of patching that one edge (see `circuits.methods.graph`). `input_d`
 is the receiver's own input: a head's is its copy of the residual stream in TransformerLens's
 `hook_attn_in` (the gradient through its query, key and value inputs together, since the graph
 has no Q/K/V split), an MLP's is `hook_mlp_in`, the logits' is the final residual stream.
@@ -21,41 +21,40 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from circuits.baselines.common import (
-    BaselineConfig,
-    BaselineResult,
+from circuits.methods.graph import HeadGraph, edge_frame, group_output, run_cached
+from circuits.methods.patching import (
     PatchBatch,
-    answer_logits,
+    PatchingConfig,
     config_dict,
-    make_batches,
-    timed,
+    patching_method,
+    prepare_batches,
+    progress_bar,
 )
-from circuits.baselines.graph import HeadGraph, edge_frame, graph_mode, group_output, run_cached
+from circuits.methods.result import ScoreResult, head_result
 from circuits.tasks import Task, TaskData
-from interp import HookedModel
+from circuits.timing import timed
+from interp.models import HookedModel
 
 __all__ = ["EAPConfig", "eap", "edge_effects"]
 
 
 @dataclass(frozen=True)
-class EAPConfig(BaselineConfig):
+class EAPConfig(PatchingConfig):
     """Options of edge attribution patching (only the shared batch size and progress flag)."""
 
 
+@patching_method("eap", EAPConfig)
 def eap(
     model: HookedModel, task: Task, data: TaskData, config: EAPConfig | None = None
-) -> BaselineResult:
+) -> ScoreResult:
     """Edge scores by gradient x activation difference; head scores from their edges."""
     config = config or EAPConfig()
-    graph = HeadGraph.of(model.model)
-    seconds: dict[str, float] = {}
+    graph = HeadGraph.of(model)
     device = model.device
-    with timed(seconds, "tokenize", device):
-        batches = make_batches(model, task, data, config.batch_size)
+    batches, _, seconds = prepare_batches(model, task, data, config)
     effects_SR = torch.zeros(graph.n_senders, graph.n_receivers, dtype=torch.float64)
-    for batch in tqdm(batches, desc="eap", disable=config.quiet, leave=False):
+    for batch in progress_bar(batches, "eap", config):
         effects_SR += edge_effects(model, graph, batch, seconds).double().cpu()
     effects_SR /= len(data)
     effects_SR *= graph.allowed_SR()
@@ -66,14 +65,14 @@ def eap(
         outgoing_H = magnitude_SR[1 : n_heads_total + 1].sum(1)
         incoming_H = magnitude_SR[:, :n_heads_total].sum(0)
         node_effects_H = effects_SR[1 : n_heads_total + 1].sum(1)
-    return BaselineResult(
-        method="eap",
-        scores_H=outgoing_H + incoming_H,
-        n_heads=model.n_heads,
-        seconds=seconds,
+    return head_result(
+        "eap",
+        outgoing_H + incoming_H,
+        model.n_heads,
+        seconds,
         effects_H=node_effects_H,
-        edges=edge_frame(graph, effects_SR.abs(), effects_SR),
-        config=config_dict(config),
+        graph_edges=edge_frame(graph, effects_SR.abs(), effects_SR),
+        extra={"method_config": config_dict(config)},
     )
 
 
@@ -96,9 +95,7 @@ def edge_effects(
         receivers[graph.logits_order] = slice(graph.logits_receiver, None)
         effects_SR = torch.zeros(graph.n_senders, graph.n_receivers, device=device)
         for group in groups:
-            delta_BSGD = group_output(model.model, group, corrupted) - group_output(
-                model.model, group, clean
-            )
+            delta_BSGD = group_output(model, group, corrupted) - group_output(model, group, clean)
             for order, grad_BSRD in grads.items():
                 if order > group.order:
                     effects_SR[group.senders, receivers[order]] = torch.einsum(
@@ -140,10 +137,10 @@ def _receiver_gradients(
     for group in groups:
         hooks.append((group.in_hook, save_input))
         hooks.append((group.out_hook, save_output("z" if group.kind == "heads" else "mlp_out")))
-    with torch.enable_grad(), graph_mode(model.model), model.hooks(hooks):
-        final = model.model(batch.clean_BS, stop_at_layer=graph.n_layers)
-        metric = batch.metric(answer_logits(model.model, final, batch.answer_pos_B)).sum()
-        grads = torch.autograd.grad(metric, [inputs[group.in_hook] for group in groups] + [final])
+    with torch.enable_grad(), model.per_head_inputs(), model.hooks(hooks):
+        final, metric_B = batch.clean_run(model)
+        inputs_at = [inputs[group.in_hook] for group in groups]
+        grads = torch.autograd.grad(metric_B.sum(), [*inputs_at, final])
     orders = [group.order for group in groups] + [graph.logits_order]
     # hook_attn_in has a head axis; MLP inputs and the final residual stream get one.
     return cache, {
