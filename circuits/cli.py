@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -22,11 +23,13 @@ from circuits.options import Destinations, add_config_options, resolve_config
 
 if TYPE_CHECKING:
     from circuits.config import PipelineConfig
-    from circuits.runs import TableRows
+    from circuits.runs import TableRows, TaskRun
     from circuits.tasks import Task
 
 ORGANISMS = "organisms"
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C, as shells report SIGINT."""
 
 
 class UsageError(Exception):
@@ -41,13 +44,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _methods(text: str) -> list[str]:
     """The method names of ``--methods`` (``all``: every registered one), checked."""
-    from circuits import methods
-
     names = [m.strip() for m in text.split(",") if m.strip()]
-    if names == ["all"]:
-        return methods.names()
     if not names:
         raise UsageError("--methods is empty; name at least one method, or 'all'.")
+    from circuits import methods
+
+    if names == ["all"]:
+        return methods.names()
     unknown = [name for name in names if name not in methods.names()]
     if unknown:
         raise UsageError(
@@ -56,23 +59,53 @@ def _methods(text: str) -> list[str]:
     return names
 
 
-def _config(task: Task, args: argparse.Namespace, destinations: Destinations) -> PipelineConfig:
+def _check_inputs(
+    tasks: Sequence[Task | str], args: argparse.Namespace, destinations: Destinations
+) -> tuple[list[str], dict[str, PipelineConfig]]:
+    """Every input that can be checked before a model loads: each task's config (with the
+    SAE's device), the output folder, then the methods (naming them loads every method)."""
+    configs = {}
+    for task in tasks:
+        name = task if isinstance(task, str) else task.name
+        try:
+            configs[name] = resolve_config(task, args, destinations)
+        except ValueError as error:
+            raise UsageError(str(error)) from error
+    for config in configs.values():
+        if config.sae.device is not None:
+            try:
+                _device(config.sae.device)
+            except argparse.ArgumentTypeError as error:
+                raise UsageError(f"--sae-device: {error}") from error
+    _check_out(Path(args.out))
+    return _methods(args.methods), configs
+
+
+def _check_out(out: Path) -> None:
+    """The output folder exists or can be made, and takes files (checked by making and
+    removing a probe folder, so that nothing is left behind)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder.")
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is a file, not a folder.")
     try:
-        return resolve_config(task, args, destinations)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
+        Path(tempfile.mkdtemp(prefix=".circuits-probe-", dir=existing)).rmdir()
+    except OSError as error:
+        raise UsageError(f"--out {out} is not a writable folder ({error.strerror}).") from error
 
 
 def _run(
-    task: Task, args: argparse.Namespace, destinations: Destinations
-) -> tuple[TableRows, TableRows]:
-    """Check the inputs of one task, run it, write its files; its table rows."""
+    task: Task, config: PipelineConfig, methods: list[str], args: argparse.Namespace
+) -> TaskRun:
+    """Load the model, check the ground truth and the task data, run every method, write
+    the task's files."""
     from circuits.pipeline import prepare
     from circuits.runs import resolve_ground_truth, run_prepared
     from interp import load_model
 
-    methods = _methods(args.methods)
-    config = _config(task, args, destinations)
     name = f"organism-{task.name}" if args.model == ORGANISMS else args.model
     model = load_model(name, attn_kernel=args.attn_kernel, device=args.device)
     try:
@@ -97,16 +130,39 @@ def _run(
     out_dir = run.write(args.out)
     if not args.quiet:
         print(f"wrote {out_dir}", file=sys.stderr)
-    return run.table_rows()
+    return run
 
 
-def _print_tables(metric_rows: TableRows, timing_rows: TableRows) -> None:
-    import pandas as pd
+class _Tables:
+    """The table rows of the tasks finished so far (printed at the end, or on Ctrl-C)."""
 
-    print(pd.DataFrame(metric_rows).fillna("-").to_string(index=False))
-    print()
-    print("seconds per stage (mean over trials; data and capture are shared by the trials)")
-    print(pd.DataFrame(timing_rows).fillna("-").to_string(index=False))
+    def __init__(self) -> None:
+        self.metric_rows: TableRows = []
+        self.timing_rows: TableRows = []
+        self.top_heads: list[str] = []
+
+    def add(self, run: TaskRun) -> None:
+        metric_rows, timing_rows = run.table_rows()
+        self.metric_rows.extend(metric_rows)
+        self.timing_rows.extend(timing_rows)
+        if run.ground_truth is None:
+            # Without a ground truth the metric columns are empty: show the ranking itself.
+            for method, heads in run.top_heads().items():
+                self.top_heads.append(f"{run.task.name} / {method}: {', '.join(heads)}")
+
+    def print(self) -> None:
+        import pandas as pd
+
+        if not self.metric_rows:
+            return
+        print(pd.DataFrame(self.metric_rows).fillna("-").to_string(index=False))
+        print()
+        print("seconds per stage (mean over trials; data and capture are shared by the trials)")
+        print(pd.DataFrame(self.timing_rows).fillna("-").to_string(index=False))
+        if self.top_heads:
+            print()
+            print("top heads (highest mean score first; no ground truth to evaluate against)")
+            print("\n".join(self.top_heads))
 
 
 # --- subcommands ----------------------------------------------------------------------------
@@ -141,20 +197,17 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_reproduce(args: argparse.Namespace, destinations: Destinations) -> int:
+def _cmd_reproduce(args: argparse.Namespace, destinations: Destinations, tables: _Tables) -> int:
     from circuits import tasks
 
     names = tasks.names() if args.task == "all" else (args.task,)
-    metric_rows, timing_rows = [], []
+    methods, configs = _check_inputs(names, args, destinations)
     for name in names:
-        task_metrics, task_timings = _run(tasks.get(name), args, destinations)
-        metric_rows.extend(task_metrics)
-        timing_rows.extend(task_timings)
-    _print_tables(metric_rows, timing_rows)
+        tables.add(_run(tasks.get(name), configs[name], methods, args))
     return 0
 
 
-def _cmd_score(args: argparse.Namespace, destinations: Destinations) -> int:
+def _cmd_score(args: argparse.Namespace, destinations: Destinations, tables: _Tables) -> int:
     from circuits import tasks
 
     if Path(args.task).is_file():
@@ -169,7 +222,8 @@ def _cmd_score(args: argparse.Namespace, destinations: Destinations) -> int:
             f"--task {args.task!r} is neither a task file (.json/.yaml) nor a built-in task "
             f"({', '.join(tasks.names())})."
         )
-    _print_tables(*_run(task, args, destinations))
+    methods, configs = _check_inputs([task], args, destinations)
+    tables.add(_run(task, configs[task.name], methods, args))
     return 0
 
 
@@ -220,23 +274,12 @@ def _add_run_options(parser: argparse.ArgumentParser, *, default_model: str | No
 
 def _device(text: str) -> str:
     """A torch device string that exists on this machine (checked before any model loads)."""
-    import torch
+    from interp.devices import check_device
 
     try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a torch device; use cpu, cuda, cuda:N or mps"
-        ) from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if (device.index or 0) >= count:
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: this machine has {count} usable CUDA device(s); use --device cpu"
-            )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available; use --device cpu")
-    return text
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -310,22 +353,40 @@ def _silence_library_progress() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``circuits`` console script; returns the exit code."""
-    from interp import ModelNotAvailableError
-
     parser, destinations = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "quiet", False):
         _silence_library_progress()
+    tables = _Tables()
     try:
         if args.command == "tasks":
             return _cmd_tasks(args)
-        if args.command == "reproduce":
-            return _cmd_reproduce(args, destinations)
-        return _cmd_score(args, destinations)
-    except (UsageError, ModelNotAvailableError) as error:
+        command = _cmd_reproduce if args.command == "reproduce" else _cmd_score
+        code = command(args, destinations, tables)
+    except Exception as error:
+        if not _is_input_error(error):
+            raise
         message = " ".join(str(error).split())
         print(f"circuits: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        done = f"; the finished tasks' files are in {args.out}" if tables.metric_rows else ""
+        print(f"circuits: interrupted{done}", file=sys.stderr)
+        tables.print()
+        return EXIT_INTERRUPTED
+    tables.print()
+    return code
+
+
+def _is_input_error(error: Exception) -> bool:
+    """A usage error, a model that cannot be loaded, or activations the SAE cannot fit."""
+    if isinstance(error, UsageError):
+        return True
+    # Imported here, not at the top: `--help` and usage errors must not load torch.
+    from interp.models import ModelNotAvailableError
+    from saes.training import TrainingDivergedError
+
+    return isinstance(error, ModelNotAvailableError | TrainingDivergedError)
 
 
 if __name__ == "__main__":

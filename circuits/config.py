@@ -11,21 +11,30 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from circuits.ablation import Ablation, check_ablation
-from circuits.evaluation import THRESHOLD_RULES, ThresholdRule
-from circuits.scoring import DEFAULT_CHUNK_KEYS
-from saes.training import SAETrainingConfig
+from saes.config import SAETrainingConfig
 
 if TYPE_CHECKING:
     from circuits.tasks import Task
 
 __all__ = [
+    "DEFAULT_CHUNK_KEYS",
     "SECTIONS",
+    "THRESHOLD_RULES",
     "CaptureConfig",
     "EvaluationConfig",
     "PipelineConfig",
     "ScoringConfig",
+    "ThresholdRule",
     "default_config",
 ]
+
+
+ThresholdRule = Literal["otsu", "largest_gap"]
+THRESHOLD_RULES: tuple[str, ...] = ("otsu", "largest_gap")
+
+# Edge counting sorts rows in chunks of about this many keys: 2^24 int32 keys are 64 MB, and
+# the per-chunk temporaries (tagged keys, group-boundary masks) stay under ~250 MB.
+DEFAULT_CHUNK_KEYS = 1 << 24
 
 
 @dataclass(frozen=True)

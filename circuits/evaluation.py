@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from circuits.config import THRESHOLD_RULES, ThresholdRule
 from interp.heads import head_mask
 
 __all__ = [
@@ -28,9 +28,6 @@ __all__ = [
     "roc_curve",
     "summarise",
 ]
-
-ThresholdRule = Literal["otsu", "largest_gap"]
-THRESHOLD_RULES: tuple[str, ...] = ("otsu", "largest_gap")
 
 
 @dataclass(frozen=True)

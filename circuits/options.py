@@ -16,10 +16,12 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import MISSING, fields, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from circuits.config import SECTIONS, PipelineConfig, default_config
-from circuits.tasks import Task
+
+if TYPE_CHECKING:
+    from circuits.tasks import Task
 
 __all__ = ["Destinations", "add_config_options", "field_docs", "resolve_config"]
 
@@ -110,7 +112,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> Destinations:
 
 
 def resolve_config(
-    task: Task, args: argparse.Namespace, destinations: Destinations
+    task: Task | str, args: argparse.Namespace, destinations: Destinations
 ) -> PipelineConfig:
     """The task's default config with the options given on the command line applied;
     a bad value raises ``ValueError`` naming the option."""

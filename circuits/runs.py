@@ -216,6 +216,15 @@ class TaskRun:
             timing_rows.append(timing)
         return metric_rows, timing_rows
 
+    def top_heads(self, k: int = 10) -> dict[str, list[str]]:
+        """Per method, the labels of the ``k`` heads with the highest mean node score."""
+        tops = {}
+        for method, trials in self.trials.items():
+            scores = pd.concat([result.node["score"] for result in trials.results], axis=1)
+            order = scores.mean(axis=1).sort_values(ascending=False, kind="stable").index
+            tops[method] = list(trials.results[0].node["label"][order[:k]])
+        return tops
+
     def _metric_row(self, method: str, kind: str, summary: dict[str, Any]) -> dict[str, str]:
         n = summary["n_trials"]
         metrics = summary.get(kind) or {}

@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from circuits.config import DEFAULT_CHUNK_KEYS
 from interp.heads import head_labels
 
 __all__ = [
@@ -39,10 +40,6 @@ __all__ = [
     "node_scores",
     "rank_scores",
 ]
-
-# Rows are sorted in chunks of about this many keys: 2^24 int32 keys are 64 MB, and the
-# per-chunk temporaries (tagged keys, group-boundary masks) stay under ~250 MB.
-DEFAULT_CHUNK_KEYS = 1 << 24
 
 
 def _as_codes(codes_PH: torch.Tensor | np.ndarray) -> np.ndarray | torch.Tensor:

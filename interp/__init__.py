@@ -11,7 +11,7 @@ from interp.lazy import lazy_exports
 _EXPORTS = {
     "capture": ("HeadCapture", "MeanZ", "capture_heads", "mean_z"),
     "heads": ("head_index", "head_label", "head_labels", "head_mask", "parse_head_label"),
-    "kernels": ("KERNELS",),
+    "devices": ("check_device",),
     "loading": ("load_model",),
     "masks": (
         "LayerMask",
@@ -24,4 +24,9 @@ _EXPORTS = {
     ),
     "models": ("ORGANISMS", "ORGANISMS_DIR", "HookedModel", "ModelNotAvailableError"),
 }
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+_LAZY, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+KERNELS: tuple[str, ...] = ("eager", "sdpa", "flex")
+"""Names accepted by `attn_kernel` (implemented in `interp.kernels`)."""
+
+__all__ = sorted([*_LAZY, "KERNELS"])

@@ -24,10 +24,8 @@ import torch.nn.functional as F
 from transformer_lens import HookedTransformer
 from transformer_lens.components.abstract_attention import AbstractAttention
 
+from interp import KERNELS
 from interp.masks import LayerMask, MaskSpec, resolve_masks
-
-KERNELS = ("eager", "sdpa", "flex")
-"""Names accepted by `attn_kernel`."""
 
 # flex_attention works on 128-token blocks; padding the sequence to a multiple keeps the
 # number of distinct compiled shapes and cached block masks small.

@@ -32,8 +32,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from interp import models, packaged
-from interp.kernels import KERNELS
+from interp import KERNELS, models, packaged
+from interp.devices import check_device
 from interp.models import ORGANISMS, HookedModel, ModelNotAvailableError
 
 _ORGANISM_FILES = ("config.json", "model.safetensors", "tokenizer.json")
@@ -70,7 +70,7 @@ def load_model(
         if n_devices > 1:
             _split_layers(model, n_devices, device or "cuda")
         elif device is not None:
-            model = model.to(device, print_details=False)
+            model = model.to(check_device(device), print_details=False)
         return HookedModel(model, attn_kernel=attn_kernel)
     resolved_device = _resolve_device(device)
     load_device = "cpu" if n_devices > 1 else resolved_device
@@ -133,10 +133,10 @@ def _split_layers(
 
 
 def _resolve_device(device: str | torch.device | None) -> str:
-    """The requested device, or CUDA when available, else CPU."""
+    """The requested device (checked to exist here), or CUDA when available, else CPU."""
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
+    return check_device(device)
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:

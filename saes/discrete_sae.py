@@ -12,7 +12,6 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,16 +28,15 @@ from sae_lens.registry import SAE_CLASS_REGISTRY, SAE_TRAINING_CLASS_REGISTRY
 from sae_lens.saes.sae import TrainCoefficientConfig, TrainStepInput, TrainStepOutput
 from sae_lens.saes.topk_sae import TopK
 from sae_lens.util import str_to_dtype
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
+
+from saes.config import Activation, DecoderNorm, EncoderNorm, Init, check_choice
 
 ARCHITECTURE = "discrete"
 """Name under which the SAE is registered with SAELens (the `architecture` key of cfg.json)."""
 
-Activation = Literal["relu", "topk"]
-DecoderNorm = Literal["columns", "seed_rows", "none"]
-EncoderNorm = Literal["latents", "none"]
-Init = Literal["tied", "seed"]
 
 _NORM_EPS = 1e-12
 _DEFAULT_INIT_SEED = 0
@@ -67,17 +65,11 @@ class DiscreteSAEConfig(SAEConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_choice("activation", self.activation, Activation)
-        _check_choice("decoder_norm", self.decoder_norm, DecoderNorm)
-        _check_choice("encoder_norm", self.encoder_norm, EncoderNorm)
+        check_choice("activation", self.activation, Activation)
+        check_choice("decoder_norm", self.decoder_norm, DecoderNorm)
+        check_choice("encoder_norm", self.encoder_norm, EncoderNorm)
         if self.activation == "topk" and not 1 <= self.k <= self.d_sae:
             raise ValueError(f"k={self.k} must be between 1 and d_sae={self.d_sae} for topk.")
-
-
-def _check_choice(name: str, value: object, choices: Any) -> None:
-    allowed = choices.__args__
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {list(allowed)}.")
 
 
 class _DiscreteSAEMixin:
@@ -122,7 +114,7 @@ class _DiscreteSAEMixin:
             b_enc = torch.rand(d_sae, generator=generator) * (2 * bound) - bound
             W_dec = torch.randn(d_in, d_sae, generator=generator).T
         else:
-            _check_choice("init", init, Init)
+            check_choice("init", init, Init)
         for param, value in (
             (self.W_enc, W_enc),
             (self.b_enc, b_enc),
@@ -257,7 +249,12 @@ def load_discrete_sae(
                 f"{required} not found; a saved SAE directory holds {SAE_CFG_FILENAME} and "
                 f"{SAE_WEIGHTS_FILENAME} (write them with sae.save_model(path))."
             )
-    cfg_dict = json.loads(cfg_path.read_text())
+    try:
+        cfg_dict = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{cfg_path} is not valid JSON ({error}); save the SAE again.") from error
+    if not isinstance(cfg_dict, dict):
+        raise ValueError(f"{cfg_path} holds a JSON {type(cfg_dict).__name__}, not an SAE config.")
     architecture = cfg_dict.get("architecture")
     if architecture != ARCHITECTURE:
         raise ValueError(
@@ -268,7 +265,14 @@ def load_discrete_sae(
         cfg_dict["dtype"] = dtype
     cfg = DiscreteSAEConfig.from_dict({**cfg_dict, "device": "meta"})
     sae = DiscreteSAE(cfg)
-    sae.load_state_dict(load_file(weights_path, device="cpu"), assign=True)
+    try:
+        weights = load_file(weights_path, device="cpu")
+    except SafetensorError as error:
+        raise ValueError(
+            f"{weights_path} is not a readable safetensors file ({error}); it may be truncated. "
+            "Save the SAE again."
+        ) from error
+    sae.load_state_dict(weights, assign=True)
     return sae.to(device=torch.device(device), dtype=str_to_dtype(cfg.dtype))
 
 

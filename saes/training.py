@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
-from typing import Literal
+import math
+from dataclasses import asdict
 
 import torch
 from sae_lens import LoggingConfig, SAETrainer
@@ -15,90 +15,16 @@ from torch import Tensor
 from tqdm.auto import trange
 
 from saes._checks import check_acts, check_finite
+from saes.config import SAETrainingConfig
 from saes.discrete_sae import (
-    Activation,
-    DecoderNorm,
     DiscreteSAE,
     DiscreteSAEConfig,
     DiscreteTrainingSAE,
     DiscreteTrainingSAEConfig,
-    EncoderNorm,
-    Init,
-    _check_choice,
 )
 
-Trainer = Literal["fast", "sae_lens"]
 # Eager steps before a CUDA graph of the training step is captured.
 _GRAPH_WARMUP_STEPS = 3
-_FLOAT_DTYPES = ("float32", "float64", "bfloat16", "float16")
-
-
-@dataclass(frozen=True)
-class SAETrainingConfig:
-    """How the discrete SAE is trained; doubles as CLI options and is saved with every result.
-
-    Defaults follow the seed paper (O'Neill & Bui 2024) except the norm constraints and the
-    initialisation, where they use the standard choices; `SAETrainingConfig.like_seed_code()`
-    gives the seed code's choices.
-    """
-
-    n_latents: int = 200
-    """Number of SAE latents, i.e. the size of the code alphabet."""
-    l1_coefficient: float = 0.02
-    """Lambda in the loss MSE + lambda * mean L1 of the latents (the seed paper used 0.05 for
-    docstring). The MSE is the mean over all elements; the L1 norm is summed over latents and
-    averaged over (prompt, head) rows."""
-    lr: float = 1e-3
-    """Adam learning rate (constant)."""
-    n_epochs: int = 500
-    """Full-batch Adam steps."""
-    n_train_prompts: int | None = 10
-    """Prompts drawn (with the seed) from the pool to train on, all their heads; None: all."""
-    activation: Activation = "relu"
-    """`relu`, or `topk` (keep the `k` largest latents) as an alternative code source."""
-    k: int = 1
-    """Latents kept per input for `activation="topk"`."""
-    decoder_norm: DecoderNorm = "columns"
-    """`columns`: unit-norm dictionary vector per latent; `seed_rows`: the seed code's
-    normalisation of the other axis (each input coordinate across latents); `none`."""
-    encoder_norm: EncoderNorm = "none"
-    """`latents`: unit-norm encoder vector per latent (the seed code); `none`."""
-    init: Init = "tied"
-    """`tied`: random unit dictionary vectors, encoder = decoder transposed, zero biases;
-    `seed`: the seed code's independent normal weights and uniform encoder bias."""
-    dtype: str = "float32"
-    """Training dtype; inputs (e.g. bfloat16 captures) are cast to it."""
-    device: str | None = None
-    """Training device; None follows the input tensor's device."""
-    trainer: Trainer = "fast"
-    """`fast`: this module's loop (hand-derived gradients, fused Adam). `sae_lens`: SAELens's
-    SAETrainer on the registered training class; slower, and it clips gradients to norm 1."""
-
-    def __post_init__(self) -> None:
-        for name in ("n_latents", "n_epochs", "k"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be at least 1.")
-        if self.n_train_prompts is not None and self.n_train_prompts < 1:
-            raise ValueError(f"n_train_prompts={self.n_train_prompts} must be >= 1 or None (all).")
-        if self.l1_coefficient < 0 or self.lr <= 0:
-            raise ValueError(
-                f"l1_coefficient={self.l1_coefficient} must be >= 0 and lr={self.lr} > 0."
-            )
-        if self.activation == "topk" and self.k > self.n_latents:
-            raise ValueError(f"k={self.k} must not exceed n_latents={self.n_latents}.")
-        _check_choice("activation", self.activation, Activation)
-        _check_choice("decoder_norm", self.decoder_norm, DecoderNorm)
-        _check_choice("encoder_norm", self.encoder_norm, EncoderNorm)
-        _check_choice("init", self.init, Init)
-        _check_choice("trainer", self.trainer, Trainer)
-        if self.dtype not in _FLOAT_DTYPES:
-            raise ValueError(f"dtype={self.dtype!r} must be one of {list(_FLOAT_DTYPES)}.")
-
-    @classmethod
-    def like_seed_code(cls, **overrides: object) -> SAETrainingConfig:
-        """The seed code's constraints and initialisation (row-normalised decoder and all)."""
-        seed = {"decoder_norm": "seed_rows", "encoder_norm": "latents", "init": "seed"}
-        return cls(**{**seed, **overrides})  # type: ignore[arg-type]
 
 
 def train_discrete_sae(
@@ -138,15 +64,38 @@ def train_discrete_sae(
     else:
         _fit_sae_lens(sae, x_ND, config)
     sae.eval()
+    losses = _final_losses(sae, x_ND, config.l1_coefficient)
+    _check_converged(sae, x_ND, losses, config)
     sae.cfg.metadata = SAEMetadata(
         **sae.cfg.metadata.to_dict(),
         training_config=asdict(config),
         training_seed=seed,
         train_prompt_indices=prompt_idx.tolist(),
         n_heads=n_heads,
-        **_final_losses(sae, x_ND, config.l1_coefficient),
+        **losses,
     )
     return sae
+
+
+class TrainingDivergedError(ValueError):
+    """SAE training ended with non-finite weights or loss."""
+
+
+def _check_converged(
+    sae: DiscreteSAE, x_ND: Tensor, losses: dict[str, float], config: SAETrainingConfig
+) -> None:
+    """Raise if training diverged (non-finite weights or loss), naming the likely cause."""
+    finite_weights = all(bool(torch.isfinite(p).all()) for p in sae.parameters())
+    if finite_weights and all(math.isfinite(v) for v in losses.values()):
+        return
+    rms = float(x_ND.double().pow(2).mean().sqrt())
+    raise TrainingDivergedError(
+        f"SAE training diverged (final MSE {losses['final_mse']:.3g}, "
+        f"{'finite' if finite_weights else 'non-finite'} weights) on activations of RMS "
+        f"{rms:.3g} in {config.dtype}. Rescale the activations to order 1 (the "
+        "sae-calibrated method standardises each head), lower the learning rate "
+        f"(lr={config.lr:g}, CLI --sae-lr) or train in float64 (--sae-dtype float64)."
+    )
 
 
 def _draw_prompts(n_prompts: int, n_train: int | None, generator: torch.Generator) -> Tensor:

@@ -3,9 +3,10 @@
     python scripts/build_docs.py [--out site]     # what `make docs` runs; open site/index.html
 
 pdoc only follows the submodules a package lists in `__all__`, so every module of the three
-packages is named explicitly (found with pkgutil). `interp` and `circuits` export their public
-names lazily (a module `__getattr__`, so that light submodules import fast), which pdoc cannot
-see; they are resolved before rendering so the package pages list them.
+packages is named explicitly (found with pkgutil). `interp`, `saes`, `circuits` and
+`circuits.tasks` export their public names lazily (a module `__getattr__`, so that light
+submodules import fast), which pdoc cannot see; they are resolved before rendering so the
+package pages list them.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def build(out: Path, packages: tuple[str, ...] = PACKAGES) -> list[str]:
     import pdoc.render
 
     names = module_names(packages)
-    for package in packages:
-        module = importlib.import_module(package)
+    for module_name in names:
+        module = importlib.import_module(module_name)
         for name in getattr(module, "__all__", ()):
             if name not in vars(module):
                 setattr(module, name, getattr(module, name))

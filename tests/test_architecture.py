@@ -134,3 +134,11 @@ def test_the_method_registry_is_a_leaf() -> None:
 def test_modules_stay_readable(name: str) -> None:
     lines = len(_modules()[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by job."
+
+
+def test_no_lazy_export_is_shadowed_by_a_submodule() -> None:
+    # Importing `pkg.name` binds the module to the package attribute `name`, hiding a lazily
+    # exported function of that name (`saes.codes` was one before its module became coding).
+    modules = _modules()
+    clashes = [name for name in lazy_exports(modules) if name in modules]
+    assert clashes == []

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +281,100 @@ def test_tasks_on_a_model_without_their_words_exits_2(capsys) -> None:
     assert main(["tasks", "--model", "organism-ioi", "--n-prompts", "4", "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("circuits: error: task greater-than:") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        ("a-file", "is a file"),
+        ("a-file/below", "is a file, not a folder"),
+        ("/proc/none", "not a writable"),
+    ],
+)
+def test_unusable_out_exits_2_before_loading(tmp_path, capsys, out, message) -> None:
+    (tmp_path / "a-file").write_text("taken")
+    argv = ["reproduce", "ioi", "--out", str(tmp_path / out), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_sae_device_is_checked_up_front(tmp_path, capsys) -> None:
+    argv = ["reproduce", "ioi", "--sae-device", "cuda:99", "--out", str(tmp_path), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("circuits: error: --sae-device:") and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_prints_one_line_and_the_finished_tasks(tmp_path, capsys, monkeypatch) -> None:
+    from circuits import runs
+
+    finished = []
+
+    def interrupt_the_second(*args, **kwargs):
+        if finished:
+            raise KeyboardInterrupt
+        finished.append(True)
+        return real(*args, **kwargs)
+
+    real = runs.run_prepared
+    monkeypatch.setattr(runs, "run_prepared", interrupt_the_second)
+    argv = ["reproduce", "all", "--methods", "norm", "--out", str(tmp_path), *FAST]
+    assert main(argv) == 130
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"circuits: interrupted; the finished tasks' files are in {tmp_path}"
+    ]
+    assert "organism-ioi" in captured.out and "organism-greater-than" not in captured.out
+    assert (tmp_path / "ioi" / "organism-ioi" / "results.json").is_file()
+    assert not (tmp_path / "greater-than").exists()
+
+
+def test_score_without_ground_truth_prints_the_top_heads(tiny_gpt2_dir, tmp_path, capsys) -> None:
+    task_file = write_user_task(tmp_path / "mytask.json")
+    task = json.loads(task_file.read_text())
+    del task["ground_truth_heads"]
+    task_file.write_text(json.dumps(task))
+    argv = ["score", "--task", str(task_file), "--model", str(tiny_gpt2_dir)]
+    code = main([*argv, "--methods", "norm", "--out", str(tmp_path / "out"), *FAST])
+    assert code == 0
+    printed = capsys.readouterr().out
+    top = printed.split("top heads")[1].splitlines()[1]
+    assert top.startswith("mytask / norm: L")
+    assert len(top.split(": ")[1].split(", ")) == 8  # every head of the 2 x 4 model, ranked
+
+
+def test_a_one_pair_task_works_with_the_default_sae_options(tiny_gpt2_dir, tmp_path) -> None:
+    # Two prompts, fewer than the default n_train_prompts (10): the SAE trains on both.
+    task_file = write_user_task(tmp_path / "tiny.json")
+    task = json.loads(task_file.read_text())
+    task = {
+        key: value[:1] if isinstance(value, list) and key != "ground_truth_heads" else value
+        for key, value in task.items()
+    }
+    task_file.write_text(json.dumps(task))
+    argv = ["score", "--task", str(task_file), "--model", str(tiny_gpt2_dir), "--quiet"]
+    options = ["--methods", "sae,sae-calibrated", "--sae-n-epochs", "5", "--no-faithfulness"]
+    assert main([*argv, "--out", str(tmp_path / "out"), *options]) == 0
+    results = json.loads(
+        (tmp_path / "out" / "tiny" / tiny_gpt2_dir.name / "results.json").read_text()
+    )
+    assert results["methods"]["sae"]["config"]["n_positives"] == 1
+
+
+def test_help_and_usage_errors_do_not_load_torch() -> None:
+    # What keeps `circuits --help` and one-line usage errors instant (benchmarks/bench_cli.py).
+    probe = (
+        "import sys\n"
+        "from circuits.cli import build_parser, main\n"
+        "build_parser()\n"
+        "assert main(['reproduce', 'ioi', '--n-prompts', '7']) == 2\n"
+        "assert main(['reproduce', 'ioi', '--methods', '', '--out', sys.argv[1]]) == 2\n"
+        "print(sorted(m for m in ('torch', 'transformer_lens', 'sae_lens') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, tempfile.mkdtemp()], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

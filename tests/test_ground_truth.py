@@ -1,4 +1,4 @@
-"""Shipped ground truths parse to the head sets of DESIGN.md section 3; the loader validates."""
+"""Shipped ground truths parse to their published head sets; the loader validates."""
 
 from __future__ import annotations
 

@@ -170,3 +170,10 @@ def test_organism_layout_loads(monkeypatch, tmp_path, gpt2_tokenizer) -> None:
         ours, theirs = organism(tokens, mask), trained(tokens, attention_mask=mask)
     ours, theirs = ours - ours.mean(-1, keepdim=True), theirs - theirs.mean(-1, keepdim=True)
     torch.testing.assert_close(ours[mask], theirs[mask], atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_a_device_this_machine_lacks_is_named() -> None:
+    with pytest.raises(ValueError, match=r"device 'cuda': this machine has 0 usable CUDA"):
+        load_model("organism-ioi", device="cuda")
+    assert interp.check_device("cpu") == "cpu"

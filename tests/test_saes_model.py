@@ -104,3 +104,18 @@ def test_unconstrained_decoder_is_left_free() -> None:
 def test_config_rejects_bad_values(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         DiscreteSAEConfig(d_in=8, d_sae=4, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("damage", "file"),
+    [
+        (lambda path: path.write_bytes(path.read_bytes()[:100]), "sae_weights.safetensors"),
+        (lambda path: path.write_text(path.read_text()[:-20]), "cfg.json"),
+    ],
+)
+def test_corrupted_files_are_named(trained, tmp_path, damage, file) -> None:
+    sae, _ = trained
+    sae.save_model(tmp_path)
+    damage(tmp_path / file)
+    with pytest.raises(ValueError, match=str(tmp_path / file)):
+        load_discrete_sae(tmp_path)

@@ -198,3 +198,10 @@ def test_cuda_graph_training_matches_cpu(activation, decoder_norm, encoder_norm)
     for name, value in cpu.state_dict().items():
         torch.testing.assert_close(gpu.state_dict()[name].cpu(), value, atol=1e-5, rtol=1e-4)
     assert torch.equal(saes.codes(gpu, acts.cuda()).cpu(), saes.codes(cpu, acts))
+
+
+def test_divergence_is_an_error_that_says_what_to_do() -> None:
+    # Activations of order 1e19 overflow float32's squared error: the loss ends at inf.
+    with pytest.raises(saes.TrainingDivergedError, match=r"diverged .* RMS 1\.\d+e\+19.*lr="):
+        train_discrete_sae(_acts() * 1e19, TINY, progress=False)
+    assert train_discrete_sae(_acts(), TINY, progress=False).cfg.metadata.final_mse < 1.0

@@ -198,7 +198,7 @@ def test_greater_than_invalid_years(gpt2_tokenizer: PreTrainedTokenizerFast) -> 
 
 def test_docstring(gpt2_tokenizer: PreTrainedTokenizerFast, docstring: tasks.TaskData) -> None:
     check_pairs(gpt2_tokenizer, docstring)
-    # DESIGN.md's 41 (with BOS) is under attn-only-4l's tokenizer; GPT-2 has no multi-space
+    # The paper's 41 (with BOS) is under attn-only-4l's tokenizer; GPT-2 has no multi-space
     # tokens, so each four-space indent costs three " " tokens: 52 without BOS.
     assert docstring.seq_len == 52
     for pos, neg, info, answer, wrong in zip(

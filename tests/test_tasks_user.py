@@ -150,3 +150,18 @@ def test_file_validation(name: str, text: str, message: str, tmp_path: Path) -> 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tasks.from_file(tmp_path / "none.yaml")
+
+
+def test_words_a_word_level_tokenizer_does_not_know_are_refused() -> None:
+    from circuits.organisms.tokenizer import build_tokenizer
+
+    tokenizer = build_tokenizer("ioi")  # the organisms' word-level tokenizer
+    known = "Then, Bradley and Crystal had a long argument. Afterwards Bradley said to"
+    other = "Then, Bradley and Crystal had a long argument. Afterwards Crystal said to"
+    ok = tasks.from_lists([known], [other], [" Crystal"]).generate(tokenizer)
+    assert len(ok) == 1
+    unknown_word = known.replace("Crystal", "Zebra")
+    with pytest.raises(ValueError, match=r"'Zebra' is not in this tokenizer's vocabulary"):
+        tasks.from_lists([unknown_word], [other], [" Crystal"]).generate(tokenizer)
+    with pytest.raises(ValueError, match=r"answer of prompt 0: 'Zebra'"):
+        tasks.from_lists([known], [other], [" Zebra"]).generate(tokenizer)

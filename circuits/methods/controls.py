@@ -4,7 +4,7 @@
 - `norm`: each head's mean output norm over the scored prompts (positives and negatives),
   no labels, no task metric. Circuit heads of real models tend to write large outputs, so a
   method earns credit only above this label-free ranking (on SmolLM2 it reaches 0.66-0.89
-  against causal references, DESIGN.md section 9).
+  against causal references, docs/evaluation.md).
 
 Both are registered scoring methods, so they appear in every comparison beside the others.
 """

@@ -10,15 +10,29 @@ chance level E0 (labels shuffled) and the excess over it (see docs/calibrated.md
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import torch
+
 from circuits.calibration import expected_exclusive_codes
 from circuits.methods.context import MethodContext
 from circuits.methods.registry import register
 from circuits.methods.result import ScoreResult
 from circuits.scoring import edge_scores, heads_from_edges, node_scores
 from circuits.timing import timed
-from saes import codes_with_stats, train_discrete_sae
+from saes import DiscreteSAE, SAETrainingConfig, codes_with_stats, train_discrete_sae
 
-__all__ = ["sae"]
+__all__ = ["fit_sae", "sae"]
+
+
+def fit_sae(
+    acts_PHD: torch.Tensor, config: SAETrainingConfig, seed: int, progress: bool
+) -> DiscreteSAE:
+    """The shared discrete SAE of a method; a task with fewer scored prompts than
+    ``n_train_prompts`` (a small user task) trains on all of them."""
+    if config.n_train_prompts is not None and config.n_train_prompts > len(acts_PHD):
+        config = replace(config, n_train_prompts=None)
+    return train_discrete_sae(acts_PHD, config, seed, progress=progress)
 
 
 @register("sae")
@@ -30,7 +44,7 @@ def sae(context: MethodContext, seed: int) -> ScoreResult:
     device = acts_PHD.device
     seconds: dict[str, float] = {}
     with timed(seconds, "sae", device):
-        trained = train_discrete_sae(acts_PHD, config.sae, seed, progress=context.progress)
+        trained = fit_sae(acts_PHD, config.sae, seed, context.progress)
     with timed(seconds, "codes", device):
         codes_PH, stats = codes_with_stats(trained, acts_PHD, dead_rows=config.scoring.dead_rows)
     with timed(seconds, "node_scoring", device):

@@ -36,9 +36,10 @@ from circuits.calibration import (
 from circuits.methods.context import MethodContext
 from circuits.methods.registry import register
 from circuits.methods.result import ScoreResult
+from circuits.methods.sae import fit_sae
 from circuits.scoring import node_scores, rank_scores
 from circuits.timing import timed
-from saes import codes, train_discrete_sae
+from saes import codes
 
 __all__ = ["sae_calibrated", "standardise_heads"]
 
@@ -64,7 +65,7 @@ def sae_calibrated(context: MethodContext, seed: int) -> ScoreResult:
     with timed(seconds, "standardise", device):
         standard_PHD, scale_H = standardise_heads(acts_PHD)
     with timed(seconds, "sae", device):
-        sae = train_discrete_sae(standard_PHD, config.sae, seed, progress=context.progress)
+        sae = fit_sae(standard_PHD, config.sae, seed, context.progress)
     with timed(seconds, "codes", device):
         codes_PH = codes(sae, standard_PHD, dead_rows=config.scoring.dead_rows).cpu()
     with timed(seconds, "node_scoring", device):

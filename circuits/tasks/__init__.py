@@ -12,43 +12,28 @@ task.ground_truth(variant="paper")
 ```
 """
 
-from circuits.tasks.base import (
-    Task,
-    TaskData,
-    TaskInfo,
-    answer_logits,
-    filter_correct,
-    kl_divergence,
-    model_answer_logits,
-    task_metric,
-)
-from circuits.tasks.behaviour import TaskBehaviour, measure
-from circuits.tasks.docstring import DocstringTask
-from circuits.tasks.generation import Tokenizer
-from circuits.tasks.greater_than import GreaterThanTask
-from circuits.tasks.ioi import IOITask
-from circuits.tasks.registry import get, info, names
-from circuits.tasks.user import UserTask, from_file, from_lists
+from __future__ import annotations
 
-__all__ = [
-    "DocstringTask",
-    "GreaterThanTask",
-    "IOITask",
-    "Task",
-    "TaskBehaviour",
-    "TaskData",
-    "TaskInfo",
-    "Tokenizer",
-    "UserTask",
-    "answer_logits",
-    "filter_correct",
-    "from_file",
-    "from_lists",
-    "get",
-    "info",
-    "kl_divergence",
-    "measure",
-    "model_answer_logits",
-    "names",
-    "task_metric",
-]
+from interp.lazy import lazy_exports
+
+# Loaded on first use: listing the task names (the CLI's parser) needs no torch.
+_EXPORTS = {
+    "base": (
+        "Task",
+        "TaskData",
+        "TaskInfo",
+        "answer_logits",
+        "filter_correct",
+        "kl_divergence",
+        "model_answer_logits",
+        "task_metric",
+    ),
+    "behaviour": ("TaskBehaviour", "measure"),
+    "docstring": ("DocstringTask",),
+    "generation": ("Tokenizer",),
+    "greater_than": ("GreaterThanTask",),
+    "ioi": ("IOITask",),
+    "registry": ("get", "info", "names"),
+    "user": ("UserTask", "from_file", "from_lists"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

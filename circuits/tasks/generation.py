@@ -28,6 +28,25 @@ def encode(tokenizer: Tokenizer, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False))
 
 
+def encode_known(tokenizer: Tokenizer, text: str, where: str) -> list[int]:
+    """Token ids of `text`; raise naming the word if the tokenizer does not know it (a
+    word-level tokenizer would silently turn it into its unknown token)."""
+    ids = encode(tokenizer, text)
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if unknown is None or unknown not in ids:
+        return ids
+    # The first word whose prefix of the text brings in the unknown token is the culprit.
+    words = text.split(" ")
+    word = next(
+        (w for k, w in enumerate(words) if unknown in encode(tokenizer, " ".join(words[: k + 1]))),
+        text,
+    )
+    raise ValueError(
+        f"{where}: {word!r} is not in this tokenizer's vocabulary (it would become its "
+        f"unknown token) in {text!r}; use words the model knows."
+    )
+
+
 def single_token_ids(
     tokenizer: Tokenizer, words: Sequence[str], *, prefix: str, what: str, need: int
 ) -> dict[str, int]:

@@ -1,24 +1,38 @@
-"""The registry of built-in tasks: names, lookup and listings."""
+"""The registry of built-in tasks: names, lookup and listings.
+
+Names map to the class that implements each task, imported on first use, so that listing
+the names (the CLI's parser) loads no prompt generator and no torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from circuits.tasks.base import Task, TaskInfo
-from circuits.tasks.docstring import DocstringTask
-from circuits.tasks.greater_than import GreaterThanTask
-from circuits.tasks.ioi import IOITask
+if TYPE_CHECKING:
+    from circuits.tasks.base import Task, TaskInfo
 
-TASKS: Mapping[str, type[Task]] = MappingProxyType(
-    {"ioi": IOITask, "greater-than": GreaterThanTask, "docstring": DocstringTask}
+TASKS: Mapping[str, str] = MappingProxyType(
+    {
+        "ioi": "circuits.tasks.ioi:IOITask",
+        "greater-than": "circuits.tasks.greater_than:GreaterThanTask",
+        "docstring": "circuits.tasks.docstring:DocstringTask",
+    }
 )
+"""Task name -> `module:Class` of its implementation."""
 
 
 def names() -> tuple[str, ...]:
     """Names of the built-in tasks."""
     return tuple(TASKS)
+
+
+def task_class(name: str) -> type[Task]:
+    """The class of a built-in task (imported on first use)."""
+    module, _, cls = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def get(name: str, **options: Any) -> Task:
@@ -29,12 +43,11 @@ def get(name: str, **options: Any) -> Task:
             f"unknown task {name!r}; built-in tasks are {', '.join(TASKS)} "
             "(user tasks: circuits.tasks.from_lists or from_file)."
         )
+    cls = task_class(key)
     try:
-        return TASKS[key](**options)
+        return cls(**options)
     except TypeError as error:
-        raise TypeError(
-            f"task {key!r}: bad option ({error}); see {TASKS[key].__name__}."
-        ) from error
+        raise TypeError(f"task {key!r}: bad option ({error}); see {cls.__name__}.") from error
 
 
 def info(name: str) -> TaskInfo:

@@ -81,14 +81,15 @@ class UserTask(Task):
         corrupted = self.corrupted or self.negatives
         lengths = []
         for i in indices:
-            length = len(generation.encode(tokenizer, self.positives[i]))
+            where = f"task {self.name!r}"
+            length = len(generation.encode_known(tokenizer, self.positives[i], where))
             for kind, prompt in (("negative", self.negatives[i]), ("corrupted", corrupted[i])):
-                if len(generation.encode(tokenizer, prompt)) != length:
+                n_tokens = len(generation.encode_known(tokenizer, prompt, where))
+                if n_tokens != length:
                     raise ValueError(
-                        f"task {self.name!r}: {kind} {i} ({prompt!r}) has "
-                        f"{len(generation.encode(tokenizer, prompt))} tokens but positive {i} "
-                        f"({self.positives[i]!r}) has {length}; make each pair the same "
-                        "length under this tokenizer."
+                        f"task {self.name!r}: {kind} {i} ({prompt!r}) has {n_tokens} tokens "
+                        f"but positive {i} ({self.positives[i]!r}) has {length}; make each "
+                        "pair the same length under this tokenizer."
                     )
             lengths.append(length)
         wrong = self.wrong_answers or tuple(() for _ in self.positives)
@@ -264,7 +265,7 @@ def _same_count(values: Sequence[str], what: str, positives: Sequence[str], wher
 def _answer_ids(tokenizer: Tokenizer, answers: Sequence[str], task: str, i: int) -> list[int]:
     ids = []
     for answer in answers:
-        tokens = generation.encode(tokenizer, answer)
+        tokens = generation.encode_known(tokenizer, answer, f"task {task!r}: answer of prompt {i}")
         if len(tokens) != 1:
             raise ValueError(
                 f"task {task!r}: answer {answer!r} of prompt {i} is {len(tokens)} tokens under "
