@@ -17,6 +17,9 @@ disconnected nodes are skipped and it is cheaper); a sweep costs that per thresh
 
     .venv/bin/python benchmarks/bench_baselines.py --threads 1 --n-prompts 50 \
         --out benchmarks/results/bench_baselines.json
+
+`--model NAME` (e.g. `smollm2-135m`, the offline real model: 30 x 9 heads, GQA) times a real
+model instead of the random GPT-2-small-shaped one, on `--task`.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from circuits.methods.acdc import circuit_loss
 from circuits.methods.patching import make_batches
 from circuits.pipeline import run_trials
 from circuits.timing import timed
-from interp import HookedModel
+from interp import HookedModel, load_model
 
 FULL_METHODS = ("activation-patching", "attribution-patching", "eap", "hisp")
 
@@ -147,13 +150,21 @@ def main(argv: list[str] | None = None) -> int:
         choices=FULL_METHODS,
         help="measured baselines to leave out (e.g. activation-patching at many prompts)",
     )
+    parser.add_argument(
+        "--model", default=None, help="a model load_model knows (default: random GPT-2 small)"
+    )
+    parser.add_argument("--task", default="ioi", choices=tasks.names(), help="task (ioi)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    model = random_model("gpt2-small", device=device, seed=args.seed)
-    task = tasks.get("ioi")
+    model = (
+        random_model("gpt2-small", device=device, seed=args.seed)
+        if args.model is None
+        else load_model(args.model, device=device)
+    )
+    task = tasks.get(args.task)
     data = task.generate(model.tokenizer, n=args.n_prompts, seed=args.seed)
     forward, forward_cpu = forward_seconds(model, make_batches(model, task, data, args.batch_size))
     rows = [sae_row(model, task, data, args.batch_size, args.seed)]
@@ -185,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{model.name} on {device} ({torch.get_num_threads()} threads), "
-        f"{args.n_prompts} IOI pairs, batch {args.batch_size}; one forward = {forward:.2f} s "
+        f"{args.n_prompts} {task.name} pairs, batch {args.batch_size}; "
+        f"one forward = {forward:.2f} s "
         f"wall, {forward_cpu:.2f} s CPU"
     )
     print("| method | wall s | CPU s | forwards (wall) | kind |\n|---|---|---|---|---|")
@@ -219,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "load_average_1min_at_end": os.getloadavg()[0],
+            "task": task.name,
             "n_prompts": args.n_prompts,
             "batch_size": args.batch_size,
             "forward_seconds": forward,

@@ -78,8 +78,10 @@ def main() -> None:
     }
     for threads, median in result["median_s"].items():
         print(f"{threads:>6} threads: median {median:.2f} s over {args.repeats} runs")
-    print(f"{args.busy} busy processes on {os.cpu_count()} cores; torch default threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"{args.busy} busy processes on {os.cpu_count()} cores; torch default threads "
+        f"{torch.get_num_threads()}"
+    )
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

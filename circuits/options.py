@@ -19,6 +19,7 @@ from dataclasses import MISSING, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from circuits.config import SECTIONS, PipelineConfig, default_config
+from circuits.tasks.registry import names as task_names
 
 if TYPE_CHECKING:
     from circuits.tasks import Task
@@ -73,6 +74,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> Destinations:
     """Add one option per config field; return dest -> (section, field)."""
     destinations: Destinations = {}
     taken = {a.dest for a in parser._actions}
+    per_task = {name: default_config(name) for name in task_names()}
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"{section} options ({cls.__name__})")
         docs = field_docs(cls)
@@ -86,7 +88,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> Destinations:
             default = (
                 item.default if item.default is not MISSING else item.default_factory()  # type: ignore[misc]
             )
-            help_text = f"{docs.get(item.name, '')} (default: {default})".replace("%", "%%")
+            # A task whose own default differs (docstring's L1 coefficient) says so.
+            own = [
+                f"{task}: {value}"
+                for task, config in per_task.items()
+                if (value := getattr(getattr(config, section), item.name)) != default
+            ]
+            defaults = "; ".join([f"default: {default}", *own])
+            help_text = f"{docs.get(item.name, '')} ({defaults})".replace("%", "%%")
             annotation = hints[item.name]
             if annotation is bool:
                 group.add_argument(

@@ -14,10 +14,13 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from circuits.evaluation import roc_auc, roc_curve
 
 __all__ = ["faithfulness_figure", "heads_figure", "roc_figure"]
+
+_LINE_STYLES = ("-", "--", "-.", ":")
 
 
 def roc_figure(
@@ -26,17 +29,28 @@ def roc_figure(
     *,
     title: str = "",
 ) -> Figure:
-    """ROC curves per named score set, one line per trial, AUC mean +- std in the legend."""
+    """ROC curves per named score set, one line per trial, AUC mean +- std in the legend.
+
+    Each set has its own colour, line style and width (the first widest), so identical
+    curves (a method's node and edge-derived scores often are) stay visible on top of each
+    other.
+    """
     fig = Figure(figsize=(5.5, 5))
     ax = fig.subplots()
     colours = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    n_sets = len(trial_scores)
     for i, (name, trials) in enumerate(trial_scores.items()):
-        colour = colours[i % len(colours)]
+        style = {
+            "color": colours[i % len(colours)],
+            "linestyle": _LINE_STYLES[i % len(_LINE_STYLES)],
+            "linewidth": 1.2 + 2.0 * (n_sets - 1 - i) / max(n_sets - 1, 1),
+            "alpha": 0.85 if len(trials) == 1 else 0.5,
+        }
         aucs = [roc_auc(scores, truth_H) for scores in trials]
         for t, scores in enumerate(trials):
             fpr, tpr, _ = roc_curve(scores, truth_H)
             label = _legend(name, "AUC", aucs) if t == 0 else None
-            ax.plot(fpr, tpr, color=colour, alpha=0.8 if len(trials) == 1 else 0.45, label=label)
+            ax.plot(fpr, tpr, label=label, **style)
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -95,7 +109,11 @@ def heads_figure(
     truth_H: np.ndarray | None = None,
     title: str = "",
 ) -> Figure:
-    """One layer x head heatmap per named score vector; ground-truth heads boxed."""
+    """One layer x head heatmap per named score vector; ground-truth heads boxed.
+
+    Each panel has its own colour scale (methods score in different units), labelled on its
+    colour bar; integer-valued scores (code counts) get integer ticks.
+    """
     panels = list(scores.items())
     width = max(3.0, 0.35 * n_heads + 1.5)
     height = max(2.5, 0.3 * n_layers + 1.2)
@@ -104,7 +122,12 @@ def heads_figure(
     for ax, (name, values) in zip(axes[0], panels, strict=True):
         grid = np.asarray(values, dtype=np.float64).reshape(n_layers, n_heads)
         image = ax.imshow(grid, cmap="viridis", aspect="auto", origin="upper")
-        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+        bar.set_label(f"score ({name})", fontsize="x-small")
+        bar.ax.tick_params(labelsize="x-small")
+        if np.array_equal(grid, np.round(grid)):
+            bar.locator = MaxNLocator(integer=True)
+            bar.update_ticks()
         if truth_H is not None:
             layers, heads = np.nonzero(np.asarray(truth_H, dtype=bool).reshape(n_layers, n_heads))
             for layer, head in zip(layers, heads, strict=True):
@@ -119,7 +142,8 @@ def heads_figure(
         ax.set_yticks(range(n_layers))
         ax.tick_params(labelsize="x-small")
         ax.set_title(name, fontsize="small")
-    caption = f"{title} (red boxes: ground truth)" if truth_H is not None else title
+    caption = f"{title}; each panel on its own scale"
+    caption += " (red boxes: ground truth)" if truth_H is not None else ""
     fig.suptitle(caption, fontsize="medium")
     fig.tight_layout()
     return fig

@@ -174,8 +174,9 @@ class TaskRun:
         title = f"{self.task.name} / {self.model.name}"
         truth_H = self.truth_H
         groups = scores.groupby(["method", "kind"], sort=False)
+        panel = {"node": "{}", "edge": "{} (heads from top pairs)"}
         mean_scores = {
-            f"{method} {kind}": group.groupby("head_index")["score"].mean().to_numpy()
+            panel[kind].format(method): group.groupby("head_index")["score"].mean().to_numpy()
             for (method, kind), group in groups
         }
         figures = {
@@ -185,7 +186,9 @@ class TaskRun:
         }
         if truth_H is not None and truth_H.any() and not truth_H.all():
             per_trial = {
-                f"{method} {kind}": [g["score"].to_numpy() for _, g in group.groupby("seed")]
+                panel[kind].format(method): [
+                    g["score"].to_numpy() for _, g in group.groupby("seed")
+                ]
                 for (method, kind), group in groups
             }
             figures["roc.png"] = roc_figure(per_trial, truth_H, title=title)

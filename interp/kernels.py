@@ -16,6 +16,8 @@ comparable. Left-padded masks are honoured exactly by every kernel.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from transformer_lens import HookedTransformer
 from transformer_lens.components.abstract_attention import AbstractAttention
+from transformer_lens.hook_points import HookPoint
 
 from interp import KERNELS
 from interp.masks import LayerMask, MaskSpec, resolve_masks
@@ -345,11 +348,36 @@ def set_attn_kernel(
     for block, layer_mask in zip(model.blocks, layer_masks, strict=True):
         attn = block.attn
         attn.__dict__.pop("forward", None)
+        for hook_point in (attn.hook_pattern, attn.hook_attn_scores):
+            hook_point.__dict__.pop("add_hook", None)
+            if kernel != "eager":
+                hook_point.add_hook = _never_fires(hook_point, kernel)
         # Eager with plain causal masks is TransformerLens untouched (it applies its own
         # native local window); anything else goes through AttentionKernel.
         if kernel != "eager" or not all(p.is_causal for p in layer_mask.presets):
             attn.forward = AttentionKernel(attn, kernel, layer_mask, caches)
     return layer_masks
+
+
+def _never_fires(hook_point: HookPoint, kernel: str) -> Callable[..., Any]:
+    """`add_hook` of a pattern hook point under a fused kernel: warns, then adds the hook.
+
+    TransformerLens's own `run_with_hooks` / `run_with_cache` reach hook points directly,
+    past `HookedModel.hooks` (which refuses pattern hooks under fused kernels): they would
+    otherwise skip them without a word.
+    """
+    add_hook = type(hook_point).add_hook.__get__(hook_point)
+
+    def warn_then_add(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"{hook_point.name} never fires under attn_kernel={kernel!r} (the fused kernel "
+            "forms no pattern); switch to attn_kernel='eager' or use "
+            "HookedModel.attention_pattern().",
+            stacklevel=2,
+        )
+        return add_hook(*args, **kwargs)
+
+    return warn_then_add
 
 
 def head_patterns(

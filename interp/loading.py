@@ -13,10 +13,14 @@ the logits equal the original model's up to a per-position constant.
 from __future__ import annotations
 
 import json
+import socket
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
+from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import HfHubHTTPError
 from safetensors.torch import load_file
 from transformer_lens import HookedTransformer, HookedTransformerConfig
@@ -318,6 +322,7 @@ def _load_packaged(name: str, device: str, dtype: torch.dtype) -> HookedTransfor
 
 def _hub_error(name: str, err: Exception) -> ModelNotAvailableError:
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    reason = reason.rstrip(".")
     return ModelNotAvailableError(
         f"cannot load the weights of {name!r}: {reason}. Without Hub access, download it on "
         f"a connected machine (`hf download {name}`) and copy the Hugging Face cache, or save "
@@ -342,13 +347,43 @@ def _load_hub(name: str, device: str, dtype: torch.dtype) -> HookedTransformer:
             "repo id (owner/name); check the spelling or pass a local checkpoint directory"
         )
     try:
-        if official is not None:
-            return _freeze(HookedTransformer.from_pretrained(official, device=device, dtype=dtype))
-        tokenizer = AutoTokenizer.from_pretrained(name)
-        hf_model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).eval()
+        with _offline_if_unreachable():
+            if official is not None:
+                model = HookedTransformer.from_pretrained(official, device=device, dtype=dtype)
+                return _freeze(model)
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            hf_model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype).eval()
     except (OSError, HfHubHTTPError) as err:
         raise _hub_error(official or name, err) from None
     return convert_hf_model(hf_model, tokenizer, name.split("/")[-1], device, dtype)
+
+
+HUB_HOST = "huggingface.co"
+HUB_PROBE_SECONDS = 3.0
+
+
+@contextmanager
+def _offline_if_unreachable() -> Iterator[None]:
+    """Hugging Face offline mode for the block when the Hub does not answer a quick probe:
+    cached weights still load, missing ones fail at once (instead of after ~30 s of
+    retries)."""
+    if hf_constants.HF_HUB_OFFLINE or _hub_reachable():
+        yield
+        return
+    hf_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hf_constants.HF_HUB_OFFLINE = False
+
+
+def _hub_reachable() -> bool:
+    """Whether a TCP connection to the Hub opens within HUB_PROBE_SECONDS."""
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=HUB_PROBE_SECONDS).close()
+    except OSError:
+        return False
+    return True
 
 
 def _load_organism(name: str, device: str, dtype: torch.dtype) -> HookedTransformer:

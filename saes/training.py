@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import torch
@@ -59,10 +61,11 @@ def train_discrete_sae(
     )
     sae = DiscreteSAE(sae_cfg)
     sae.reset_parameters(generator, config.init)
-    if config.trainer == "fast":
-        _fit_fast(sae, x_ND, config, progress=progress)
-    else:
-        _fit_sae_lens(sae, x_ND, config)
+    with _threads_for(x_ND, config.n_latents):
+        if config.trainer == "fast":
+            _fit_fast(sae, x_ND, config, progress=progress)
+        else:
+            _fit_sae_lens(sae, x_ND, config)
     sae.eval()
     losses = _final_losses(sae, x_ND, config.l1_coefficient)
     _check_converged(sae, x_ND, losses, config)
@@ -107,6 +110,27 @@ def _draw_prompts(n_prompts: int, n_train: int | None, generator: torch.Generato
             f"n_train_prompts or pass None to train on all of them."
         )
     return torch.randperm(n_prompts, generator=generator)[:n_train].sort().values
+
+
+SMALL_WORK_ELEMENTS = 1 << 20
+"""CPU training whose widest tensor (rows x max(d_in, latents)) is below this runs on one
+torch thread: at organism sizes each op is microseconds, and on a shared 2-core machine the
+threads of a multi-threaded op wait for each other (benchmarks/bench_small_work.py)."""
+
+
+@contextmanager
+def _threads_for(x_ND: Tensor, n_latents: int) -> Iterator[None]:
+    """One torch thread for small CPU work, the current setting otherwise; restored after."""
+    small = x_ND.shape[0] * max(x_ND.shape[1], n_latents) < SMALL_WORK_ELEMENTS
+    if x_ND.is_cuda or not small or torch.get_num_threads() == 1:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _fit_fast(sae: DiscreteSAE, x_ND: Tensor, config: SAETrainingConfig, *, progress: bool) -> None:

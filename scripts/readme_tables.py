@@ -1,17 +1,21 @@
 """Print the README's result tables (Markdown) from the `results.json` files of a run.
 
     make reproduce && python scripts/readme_tables.py results
+    python scripts/readme_tables.py results --save benchmarks/results/readme
 
 One table per model: a row per task and method with node ROC AUC against the reference
 (mean ± std over trials; a single trial shows no spread), MIB's CPR and CMD, and seconds
 (the method's own stages and the capture it used; not evaluation or faithfulness). The
-README's numbers are pasted from this output, so they can be regenerated, not retyped.
+README's numbers are pasted from this output, so they can be regenerated, not retyped;
+`--save` keeps the run's results.json files in the repository, and `tests/test_docs.py`
+checks that the README's tables are exactly what this script prints for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -67,9 +71,17 @@ def main() -> None:
     """Print one table per model found under the results folder."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="folder written by `circuits reproduce`")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="also copy every results.json into this folder"
+    )
     args = parser.parse_args()
     for model, results in load(args.results).items():
         print(f"### {model}\n\n{table(results)}\n")
+    if args.save is not None:
+        for path in sorted(args.results.glob("*/*/results.json")):
+            target = args.save / path.relative_to(args.results)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -247,6 +248,13 @@ def test_config_options_come_from_the_dataclasses() -> None:
     assert destinations["threshold_rule"] == ("evaluation", "threshold_rule")
     docs = field_docs(CaptureConfig)
     assert docs["n_prompts"].startswith("Prompts scored in total")
+    reproduce = next(
+        action.choices["reproduce"]
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    l1 = next(a for a in reproduce._actions if "--sae-l1-coefficient" in a.option_strings)
+    assert l1.help.endswith("(default: 0.02; docstring: 0.05)")
     args = parser.parse_args(["reproduce", "ioi", "--no-edges", "--edge-top-pairs", "none"])
     assert args.edges is False
     assert args.edge_top_pairs is None

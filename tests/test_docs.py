@@ -1,4 +1,5 @@
-"""The API reference builds from the docstrings (pdoc, offline); the README example runs."""
+"""The API reference builds from the docstrings (pdoc, offline); the README example runs and
+its result tables are the stored run's."""
 
 from __future__ import annotations
 
@@ -27,3 +28,15 @@ def test_readme_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})
     assert "node ROC AUC" in capsys.readouterr().out
+
+
+def test_readme_tables_are_the_stored_run() -> None:
+    # The README's result tables are what scripts/readme_tables.py prints for the stored
+    # results.json files of `make reproduce`: numbers are regenerated, never retyped.
+    tables = runpy.run_path(str(ROOT / "scripts" / "readme_tables.py"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    by_model = tables["load"](ROOT / "benchmarks" / "results" / "readme")
+    assert set(by_model) == {"organisms", "smollm2-135m"}
+    for results in by_model.values():
+        assert len(results) == 3  # ioi, greater-than, docstring
+        assert tables["table"](results) in readme

@@ -234,3 +234,22 @@ def test_shortformer_attn_only_kernels_agree(gpt2_tokenizer) -> None:
     model.tokenizer = gpt2_tokenizer
     tokens, mask = model.to_tokens(PROMPTS)
     _assert_kernels_agree(model, tokens, mask, MIXED_MASKS, fused=("sdpa",))
+
+
+def test_pattern_hooks_reached_past_the_wrapper_warn_under_fused_kernels() -> None:
+    # TransformerLens's own run_with_hooks / run_with_cache skip HookedModel.hooks' check.
+    import warnings
+
+    from interp import load_model
+
+    model = load_model("organism-ioi", device="cpu", attn_kernel="sdpa")
+    tokens_BS, _ = model.to_tokens(["Then, Bradley and Crystal had a long argument."])
+    with pytest.warns(UserWarning, match=r"hook_pattern never fires under attn_kernel='sdpa'"):
+        model.model.run_with_hooks(
+            tokens_BS, fwd_hooks=[("blocks.0.attn.hook_pattern", lambda x, hook: None)]
+        )
+    model.set_attn_kernel("eager")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, cache = model.model.run_with_cache(tokens_BS)
+    assert cache["pattern", 0].shape[1] == model.n_heads

@@ -77,6 +77,30 @@ def test_offline_hub_name_raises_one_clear_error(monkeypatch, tmp_path) -> None:
     assert isinstance(info.value, ValueError)
 
 
+def test_an_unreachable_hub_means_offline_mode_not_retries(monkeypatch, tmp_path) -> None:
+    # Without HF_HUB_OFFLINE, a Hub that does not answer the probe turns offline mode on for
+    # the load: an uncached model fails at once instead of after ~30 s of retries.
+    from huggingface_hub import constants
+
+    import interp.loading
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # empty cache
+    monkeypatch.setattr(interp.loading, "_hub_reachable", lambda: False)
+    seen = []
+
+    def from_pretrained(*args, **kwargs):
+        seen.append(constants.HF_HUB_OFFLINE)
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.")
+
+    monkeypatch.setattr(interp.loading.HookedTransformer, "from_pretrained", from_pretrained)
+    with pytest.raises(ModelNotAvailableError, match=r"load the files\. Without Hub access"):
+        load_model("gpt2", device="cpu")
+    assert seen == [True]
+    assert constants.HF_HUB_OFFLINE is False  # restored
+
+
 def test_missing_organism_is_clear(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr("interp.models.ORGANISMS_DIR", tmp_path)
     with pytest.raises(ModelNotAvailableError, match=r"organism-ioi.*not installed"):

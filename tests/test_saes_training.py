@@ -205,3 +205,24 @@ def test_divergence_is_an_error_that_says_what_to_do() -> None:
     with pytest.raises(saes.TrainingDivergedError, match=r"diverged .* RMS 1\.\d+e\+19.*lr="):
         train_discrete_sae(_acts() * 1e19, TINY, progress=False)
     assert train_discrete_sae(_acts(), TINY, progress=False).cfg.metadata.final_mse < 1.0
+
+
+def test_small_cpu_work_runs_on_one_thread_and_restores_the_setting(monkeypatch) -> None:
+    seen = []
+    fit = saes.training._fit_fast
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(saes.training, "_fit_fast", spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_discrete_sae(_acts(), TINY, progress=False)  # 20 x 6 rows of 16: small
+        monkeypatch.setattr(saes.training, "SMALL_WORK_ELEMENTS", 0)
+        train_discrete_sae(_acts(), TINY, progress=False)  # nothing counts as small
+        assert seen == [1, 2]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
