@@ -1,0 +1,74 @@
+"""ACDC on SmolLM2-135M against its reference circuits, at a size one device session allows.
+
+    python benchmarks/bench_acdc_smollm2.py --device cuda --n-pairs 25 --thresholds 0.01 \
+        --max-seconds 480 --out results/acdc_smollm2.json
+
+For each task: the cost of one ACDC evaluation is measured per start block first
+(`bench_baselines.acdc_extrapolation`); ACDC runs only if the extrapolated sweep fits
+`--max-seconds`. Reported per task: node ROC AUC against the shipped reference, MIB's CPR
+and CMD (counterfactual ablation on the same pairs), seconds, and the extrapolation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from bench_baselines import acdc_extrapolation
+
+from circuits import evaluate, ground_truth, methods, tasks
+from circuits.faithfulness import CircuitAblator, faithfulness_curve
+from circuits.references import reference_path
+from interp import load_model
+
+
+def main() -> None:
+    """Run ACDC per task where it fits the time budget; print and save the rows."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--n-pairs", type=int, default=25)
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.01])
+    parser.add_argument("--tasks", nargs="+", default=list(tasks.names()))
+    parser.add_argument("--max-seconds", type=float, default=480.0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    model = load_model("smollm2-135m", device=args.device)
+    rows = []
+    for name in args.tasks:
+        task = tasks.get(name)
+        data = task.generate(model.tokenizer, n=args.n_pairs, seed=0)
+        truth = ground_truth.load_file(reference_path(name, model.name))
+        cost = acdc_extrapolation(model, task, data, args.n_pairs, repeats=1)
+        sweep = cost["extrapolated_wall_seconds_per_threshold"] * len(args.thresholds)
+        row = {"task": name, "n_pairs": args.n_pairs, "extrapolated_sweep_s": sweep}
+        print(f"{name}: extrapolated sweep {sweep:.0f} s", flush=True)
+        if sweep <= args.max_seconds:
+            config = methods.ACDCConfig(thresholds=tuple(args.thresholds), batch_size=25)
+            start = time.perf_counter()
+            result = methods.acdc(model, task, data, config)
+            if model.device.type == "cuda":
+                torch.cuda.synchronize()
+            scores_H = result.node["score"].to_numpy()
+            ablator = CircuitAblator(model, task, data, ablation="counterfactual")
+            curve = faithfulness_curve(ablator, scores_H)
+            row |= {
+                "seconds": time.perf_counter() - start,
+                "roc_auc": evaluate(result.node, truth.heads).roc_auc,
+                "cpr": curve.cpr,
+                "cmd": curve.cmd,
+                "n_heads_kept": result.extra["n_heads_kept"],
+                "n_edges_kept": result.extra["n_edges_kept"],
+            }
+            print(row, flush=True)
+        rows.append(row)
+        if args.out is not None:  # after every task: a run cut short keeps what it has
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            report = {"thresholds": args.thresholds, "device": str(model.device), "rows": rows}
+            args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
