@@ -42,11 +42,11 @@ from tqdm.auto import tqdm
 from circuits.methods.graph import EdgePatcher, HeadGraph, edge_frame
 from circuits.methods.patching import (
     PatchingConfig,
-    config_dict,
     patching_method,
+    patching_result,
     prepare_batches,
 )
-from circuits.methods.result import ScoreResult, head_result
+from circuits.methods.result import ScoreResult
 from circuits.tasks import Task, TaskData, kl_divergence
 from circuits.timing import timed
 from interp.models import HookedModel
@@ -183,11 +183,12 @@ def acdc(
         "n_evaluations": [run.n_evaluations for run in runs],
         "n_edges_total": int(graph.allowed_SR().sum()),
     }
-    return head_result(
+    return patching_result(
         "acdc",
         node_scores_H,
-        model.n_heads,
+        model,
         seconds,
+        config,
         graph_edges=edge_frame(graph, edge_scores_SR),
-        extra={"method_config": config_dict(config), **extra},
+        extra=extra,
     )

@@ -23,13 +23,13 @@ import torch
 from circuits.methods.patching import (
     AblationConfig,
     PatchBatch,
-    config_dict,
     patching_method,
+    patching_result,
     prepare_batches,
     progress_bar,
     reference_z,
 )
-from circuits.methods.result import ScoreResult, head_result
+from circuits.methods.result import ScoreResult
 from circuits.tasks import Task, TaskData
 from circuits.timing import timed
 from interp.models import HookedModel
@@ -65,13 +65,8 @@ def activation_patching(
                 heads = slice(layer * model.n_heads, (layer + 1) * model.n_heads)
                 effects_H[heads] += (values_HB - base_B).sum(1).double().cpu()
     effects_H /= len(data)
-    return head_result(
-        "activation-patching",
-        effects_H.abs(),
-        model.n_heads,
-        seconds,
-        effects_H=effects_H,
-        extra={"method_config": config_dict(config)},
+    return patching_result(
+        "activation-patching", effects_H.abs(), model, seconds, config, effects_H=effects_H
     )
 
 

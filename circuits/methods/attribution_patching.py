@@ -20,13 +20,13 @@ import torch
 from circuits.methods.patching import (
     AblationConfig,
     PatchBatch,
-    config_dict,
     patching_method,
+    patching_result,
     prepare_batches,
     progress_bar,
     reference_z,
 )
-from circuits.methods.result import ScoreResult, head_result
+from circuits.methods.result import ScoreResult
 from circuits.tasks import Task, TaskData
 from circuits.timing import timed
 from interp.models import HookedModel
@@ -63,13 +63,8 @@ def attribution_patching(
                 effect = torch.einsum("bshe,bshe->h", grads[layer], diff_BSHE)
                 effects_H[layer * n_heads : (layer + 1) * n_heads] += effect.double().cpu()
     effects_H /= len(data)
-    return head_result(
-        "attribution-patching",
-        effects_H.abs(),
-        n_heads,
-        seconds,
-        effects_H=effects_H,
-        extra={"method_config": config_dict(config)},
+    return patching_result(
+        "attribution-patching", effects_H.abs(), model, seconds, config, effects_H=effects_H
     )
 
 

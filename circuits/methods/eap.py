@@ -26,12 +26,12 @@ from circuits.methods.graph import HeadGraph, edge_frame, group_output, run_cach
 from circuits.methods.patching import (
     PatchBatch,
     PatchingConfig,
-    config_dict,
     patching_method,
+    patching_result,
     prepare_batches,
     progress_bar,
 )
-from circuits.methods.result import ScoreResult, head_result
+from circuits.methods.result import ScoreResult
 from circuits.tasks import Task, TaskData
 from circuits.timing import timed
 from interp.models import HookedModel
@@ -65,14 +65,14 @@ def eap(
         outgoing_H = magnitude_SR[1 : n_heads_total + 1].sum(1)
         incoming_H = magnitude_SR[:, :n_heads_total].sum(0)
         node_effects_H = effects_SR[1 : n_heads_total + 1].sum(1)
-    return head_result(
+    return patching_result(
         "eap",
         outgoing_H + incoming_H,
-        model.n_heads,
+        model,
         seconds,
+        config,
         effects_H=node_effects_H,
         graph_edges=edge_frame(graph, effects_SR.abs(), effects_SR),
-        extra={"method_config": config_dict(config)},
     )
 
 

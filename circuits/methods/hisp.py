@@ -22,12 +22,12 @@ import torch
 from circuits.methods.patching import (
     PatchBatch,
     PatchingConfig,
-    config_dict,
     patching_method,
+    patching_result,
     prepare_batches,
     progress_bar,
 )
-from circuits.methods.result import ScoreResult, head_result
+from circuits.methods.result import ScoreResult
 from circuits.tasks import Task, TaskData
 from circuits.timing import timed
 from interp.models import HookedModel
@@ -54,9 +54,7 @@ def hisp(
             grads_BH = gate_gradients(model, batch)
         scores_H += grads_BH.abs().sum(0).double().cpu()
     scores_H /= len(data)
-    return head_result(
-        "hisp", scores_H, model.n_heads, seconds, extra={"method_config": config_dict(config)}
-    )
+    return patching_result("hisp", scores_H, model, seconds, config)
 
 
 def gated_metric(model: HookedModel, batch: PatchBatch, gates_BH: torch.Tensor) -> torch.Tensor:

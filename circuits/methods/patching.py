@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from circuits.ablation import PATCHING_ABLATIONS, PatchingAblation, check_ablation
 from circuits.files import jsonable
 from circuits.methods.registry import register
+from circuits.methods.result import ScoreResult, head_result
 from circuits.tasks import Task, TaskData
 from circuits.timing import timed
 from interp.capture import MeanZ, mean_z
@@ -26,7 +27,6 @@ from interp.models import HookedModel
 
 if TYPE_CHECKING:
     from circuits.methods.context import MethodContext
-    from circuits.methods.result import ScoreResult
 
 Item = TypeVar("Item")
 
@@ -37,6 +37,7 @@ __all__ = [
     "config_dict",
     "make_batches",
     "patching_method",
+    "patching_result",
     "prepare_batches",
     "progress_bar",
     "reference_z",
@@ -70,7 +71,7 @@ class AblationConfig(PatchingConfig):
         check_ablation(self.ablation, PATCHING_ABLATIONS)
 
 
-PatchingFn = Callable[[HookedModel, Task, TaskData, Any], "ScoreResult"]
+PatchingFn = Callable[[HookedModel, Task, TaskData, Any], ScoreResult]
 
 
 def patching_method(
@@ -79,7 +80,7 @@ def patching_method(
     """Register ``fn(model, task, data, config)`` as the deterministic method ``name``."""
 
     def decorator(fn: PatchingFn) -> PatchingFn:
-        def method(context: "MethodContext", seed: int) -> "ScoreResult":
+        def method(context: "MethodContext", seed: int) -> ScoreResult:
             # Deterministic: the seed only fixed the task data, generated upstream.
             config = config_type(
                 batch_size=context.config.capture.batch_size, progress=context.progress
@@ -168,6 +169,20 @@ def _first_length_mismatch(mask_BS: torch.Tensor, other_BS: torch.Tensor) -> int
 def config_dict(config: PatchingConfig) -> dict[str, Any]:
     """A config as a JSON-ready dict (tuples become lists)."""
     return jsonable(asdict(config))
+
+
+def patching_result(
+    name: str,
+    scores_H: torch.Tensor,
+    model: HookedModel,
+    seconds: dict[str, float],
+    config: PatchingConfig,
+    **details: Any,
+) -> ScoreResult:
+    """A patching method's result: its head scores, with its options under
+    `extra["method_config"]`; `details` are `head_result`'s (effects_H, graph_edges, extra)."""
+    extra = {"method_config": config_dict(config), **details.pop("extra", {})}
+    return head_result(name, scores_H, model.n_heads, seconds, extra=extra, **details)
 
 
 def progress_bar(items: Sequence[Item], desc: str, config: PatchingConfig) -> Iterable[Item]:
