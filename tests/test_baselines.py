@@ -256,6 +256,36 @@ def test_edge_patcher_endpoints(ioi, attn_only, shortformer, gqa) -> None:
     torch.testing.assert_close(patcher.run(weights, start_layer=1), patcher.run(weights))
 
 
+@pytest.mark.parametrize("gqa", [False, True])
+def test_batched_circuits_equal_one_pass_each(ioi, gqa) -> None:
+    model = _model(n_layers=2, gqa=gqa, dtype=torch.float64)
+    graph = methods.HeadGraph.of(model)
+    patcher = methods.EdgePatcher(model, graph, _batch(model, ioi))
+    generator = torch.Generator().manual_seed(3)
+    weights_KSR = torch.rand(3, graph.n_senders, graph.n_receivers, generator=generator)
+    weights_KSR[0] = 0  # the clean circuit beside patched ones
+    weights_KSR[2, :, graph.head_receivers(0)] = 0  # one circuit leaves a layer-0 head intact
+    together = patcher.run_many(weights_KSR)
+    for k in range(3):
+        torch.testing.assert_close(together[k], patcher.run(weights_KSR[k]))
+    torch.testing.assert_close(together[0], patcher.clean_logits_BV)
+    with pytest.raises(ValueError, match="circuits, senders, receivers"):
+        patcher.run_many(weights_KSR[0])
+
+
+def test_speculative_acdc_decides_exactly_like_one_edge_at_a_time(ioi, model64) -> None:
+    graph = methods.HeadGraph.of(model64)
+    patchers = [methods.EdgePatcher(model64, graph, _batch(model64, ioi))]
+    for loss in ("kl", "task"):
+        single = methods.prune(patchers, tau=0.003, loss=loss, edges_per_pass=1)
+        batched = methods.prune(patchers, tau=0.003, loss=loss, edges_per_pass=8)
+        assert 0 < int(single.kept_SR.sum()) < int(graph.allowed_SR().sum())
+        assert torch.equal(batched.kept_SR, single.kept_SR)
+        assert batched.n_evaluations == single.n_evaluations == single.n_passes
+        assert batched.n_passes < single.n_passes
+        assert batched.loss == pytest.approx(single.loss, abs=1e-12)
+
+
 def test_acdc_threshold_extremes(ioi, model64) -> None:
     graph = methods.HeadGraph.of(model64)
     patchers = [methods.EdgePatcher(model64, graph, _batch(model64, ioi))]

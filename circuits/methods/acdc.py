@@ -23,6 +23,15 @@ Because every receiver upstream of the one being visited is still intact, the re
 entering its block is the clean one: each evaluation runs only the blocks from the
 receiver's layer on (the logits' edges need only the unembedding).
 
+Speculative batches (`edges_per_pass`; by default 16 on a GPU and 1 on the CPU): most
+edges are removed, so the next `K` edges of a receiver are evaluated together in one forward
+pass of K copies of the prompts, circuit j having edges 1..j of them removed. Walking the K
+losses in order gives ACDC's decisions exactly as one edge at a time would, up to the first
+edge that is kept; the passes after it assumed it removed, so the next batch starts after
+it. The result is the sequential one (up to float rounding in the batched matrix products);
+the forward passes drop by up to K times, which is what makes ACDC affordable on a 30-layer
+model on a GPU.
+
 Threshold sweep: ACDC runs once per `tau`; a head's node score is the largest `tau` at which
 it is still in the circuit (has an outgoing edge), 0 if at none; an edge's score is the
 largest `tau` at which it is kept. Cost per `tau`: one evaluation per edge still reachable,
@@ -51,11 +60,13 @@ from circuits.tasks import Task, TaskData, kl_divergence
 from circuits.timing import timed
 from interp.models import HookedModel
 
-__all__ = ["ACDCConfig", "PruneResult", "acdc", "circuit_loss", "prune"]
+__all__ = ["ACDCConfig", "PruneResult", "acdc", "circuit_loss", "circuit_losses", "prune"]
 
 ACDCLoss = Literal["kl", "task"]
 
 DEFAULT_THRESHOLDS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+GPU_EDGES_PER_PASS = 16
+"""Speculative batch of ACDC on a GPU when `ACDCConfig.edges_per_pass` is None."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,11 @@ class ACDCConfig(PatchingConfig):
     loss: ACDCLoss = "kl"
     """`kl`: KL divergence from the clean model at the answer position; `task`: absolute
     change of the task metric."""
+    edges_per_pass: int | None = None
+    """Candidate edge removals evaluated together in one batched forward pass (speculative:
+    exact ACDC decisions). None: 16 on a GPU, where a pass of 16 circuits costs little more
+    than one; 1 on the CPU, where the work grows with the circuits and the candidates after
+    a kept edge are wasted (organisms: 2.5-3x slower with 16)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -76,6 +92,8 @@ class ACDCConfig(PatchingConfig):
             )
         if self.loss not in ("kl", "task"):
             raise ValueError(f"loss={self.loss!r}; use 'kl' or 'task'.")
+        if self.edges_per_pass is not None and self.edges_per_pass < 1:
+            raise ValueError(f"edges_per_pass={self.edges_per_pass}; use at least 1.")
 
 
 @dataclass(frozen=True)
@@ -89,40 +107,59 @@ class PruneResult:
     loss: float
     """Loss of the final circuit."""
     n_evaluations: int
-    """Forward passes (over all prompts) spent."""
+    """Circuits whose loss decided an edge (one per edge tried, as sequential ACDC)."""
+    n_passes: int
+    """Batched forward passes (over all prompts) spent."""
 
 
 def circuit_loss(
     patchers: Sequence[EdgePatcher], removed_SR: torch.Tensor, start_layer: int, loss: ACDCLoss
 ) -> float:
     """Loss of the circuit without the `removed_SR` edges, over all prompts."""
-    total, count = 0.0, 0
-    metric_total, clean_total = 0.0, 0.0
+    return circuit_losses(patchers, removed_SR[None], start_layer, loss)[0]
+
+
+def circuit_losses(
+    patchers: Sequence[EdgePatcher], removed_KSR: torch.Tensor, start_layer: int, loss: ACDCLoss
+) -> list[float]:
+    """Loss of each of K circuits (without its `removed_KSR[k]` edges), over all prompts,
+    from one batched pass per batch of prompts."""
+    n_circuits = removed_KSR.shape[0]
+    total_K = torch.zeros(n_circuits, dtype=torch.float64)
+    count = 0
     for patcher in patchers:
-        logits_BV = patcher.run(removed_SR, start_layer)
+        logits_KBV = patcher.run_many(removed_KSR, start_layer)
         if loss == "kl":
-            total += float(kl_divergence(logits_BV, patcher.clean_logits_BV, reduce=False).sum())
+            clean_KBV = patcher.clean_logits_BV.expand_as(logits_KBV)
+            kl_KB = kl_divergence(logits_KBV.flatten(0, 1), clean_KBV.flatten(0, 1), reduce=False)
+            total_K += kl_KB.view(n_circuits, -1).sum(dim=1).double().cpu()
         else:
-            metric_total += float(patcher.batch.metric(logits_BV).float().sum())
-            clean_total += float(patcher.clean_metric_B.sum())
+            for k in range(n_circuits):
+                change = patcher.batch.metric(logits_KBV[k]).float() - patcher.clean_metric_B
+                total_K[k] += float(change.sum())
         count += patcher.batch.size
     if loss == "kl":
-        return total / count
-    return abs(metric_total - clean_total) / count
+        return (total_K / count).tolist()
+    return (total_K.abs() / count).tolist()
 
 
 def prune(
-    patchers: Sequence[EdgePatcher], tau: float, loss: ACDCLoss = "kl", progress: bool = False
+    patchers: Sequence[EdgePatcher],
+    tau: float,
+    loss: ACDCLoss = "kl",
+    progress: bool = False,
+    edges_per_pass: int = 1,
 ) -> PruneResult:
-    """One ACDC run: greedily remove every edge whose removal raises the loss by < tau."""
+    """One ACDC run: greedily remove every edge whose removal raises the loss by < tau,
+    `edges_per_pass` candidate edges per batched forward pass (the same decisions)."""
     graph = patchers[0].graph
     allowed_SR = graph.allowed_SR()
     removed_SR = torch.zeros(allowed_SR.shape)
     current = circuit_loss(patchers, removed_SR, graph.n_layers, loss)
-    n_evaluations = 1
+    n_evaluations = n_passes = 1
     order = _reverse_topological_receivers(graph)
     for receiver in tqdm(order, desc=f"acdc tau={tau:g}", disable=not progress, leave=False):
-        senders = allowed_SR[:, receiver].nonzero()[:, 0].flip(0)
+        senders = allowed_SR[:, receiver].nonzero()[:, 0].flip(0).tolist()
         if receiver != graph.logits_receiver:
             # A head or MLP's sender index is its receiver index + 1.
             out_edges = allowed_SR[receiver + 1] & (removed_SR[receiver + 1] == 0)
@@ -130,16 +167,26 @@ def prune(
                 removed_SR[senders, receiver] = 1.0
                 continue
         start_layer = graph.receiver_layer(receiver)
-        for sender in senders.tolist():
-            removed_SR[sender, receiver] = 1.0
-            candidate = circuit_loss(patchers, removed_SR, start_layer, loss)
-            n_evaluations += 1
-            if candidate - current < tau:
+        next_edge = 0
+        while next_edge < len(senders):
+            batch = senders[next_edge : next_edge + edges_per_pass]
+            # Circuit j: the current one with the batch's edges 1..j removed.
+            removed_KSR = removed_SR.repeat(len(batch), 1, 1)
+            for j, sender in enumerate(batch):
+                removed_KSR[j:, sender, receiver] = 1.0
+            losses = circuit_losses(patchers, removed_KSR, start_layer, loss)
+            n_passes += 1
+            for sender, candidate in zip(batch, losses, strict=True):
+                next_edge += 1
+                n_evaluations += 1
+                if candidate - current >= tau:
+                    break  # kept: the later circuits of this batch assumed it removed
+                removed_SR[sender, receiver] = 1.0
                 current = candidate
-            else:
-                removed_SR[sender, receiver] = 0.0
     kept_SR = allowed_SR & (removed_SR == 0)
-    return PruneResult(tau=tau, kept_SR=kept_SR, loss=current, n_evaluations=n_evaluations)
+    return PruneResult(
+        tau=tau, kept_SR=kept_SR, loss=current, n_evaluations=n_evaluations, n_passes=n_passes
+    )
 
 
 def _reverse_topological_receivers(graph: HeadGraph) -> list[int]:
@@ -167,10 +214,19 @@ def acdc(
     n_heads_total = model.n_layers * model.n_heads
     node_scores_H = torch.zeros(n_heads_total, dtype=torch.float64)
     edge_scores_SR = torch.zeros(graph.n_senders, graph.n_receivers, dtype=torch.float64)
+    edges_per_pass = config.edges_per_pass
+    if edges_per_pass is None:
+        edges_per_pass = GPU_EDGES_PER_PASS if device.type == "cuda" else 1
     runs = []
     for tau in sorted(config.thresholds):
         with timed(seconds, "prune", device):
-            run = prune(patchers, tau, config.loss, progress=config.progress)
+            run = prune(
+                patchers,
+                tau,
+                config.loss,
+                progress=config.progress,
+                edges_per_pass=edges_per_pass,
+            )
         runs.append(run)
         present_H = run.kept_SR[1 : n_heads_total + 1].any(1)
         node_scores_H[present_H] = tau
@@ -181,6 +237,7 @@ def acdc(
         "n_heads_kept": [int(run.kept_SR[1 : n_heads_total + 1].any(1).sum()) for run in runs],
         "loss": [run.loss for run in runs],
         "n_evaluations": [run.n_evaluations for run in runs],
+        "n_passes": [run.n_passes for run in runs],
         "n_edges_total": int(graph.allowed_SR().sum()),
     }
     return patching_result(

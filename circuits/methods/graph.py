@@ -206,7 +206,8 @@ class HeadGraph:
 class EdgePatcher:
     """Forward passes of one batch in which chosen edges carry corrupted sender outputs.
 
-    The clean and corrupted runs are cached once. A pass may start at a later block
+    The clean and corrupted runs are cached once. `run_many` evaluates several circuits in
+    one pass (the batch repeated once per circuit). A pass may start at a later block
     (`start_layer`) when no receiver before it has a patched edge: everything upstream is
     then exactly the clean run, which ACDC's reverse-topological sweep guarantees.
     """
@@ -234,30 +235,42 @@ class EdgePatcher:
 
     def run(self, weights_SR: torch.Tensor, start_layer: int = 0) -> torch.Tensor:
         """Answer-position logits `[batch, vocab]`, edge `(s, r)` patched by `weights_SR[s, r]`."""
+        return self.run_many(weights_SR[None], start_layer)[0]
+
+    def run_many(self, weights_KSR: torch.Tensor, start_layer: int = 0) -> torch.Tensor:
+        """Logits `[K, batch, vocab]` of K patched circuits in one forward pass of K copies
+        of the batch, circuit k with edge `(s, r)` patched by `weights_KSR[k, s, r]`."""
         graph = self.graph
-        if weights_SR.shape != (graph.n_senders, graph.n_receivers):
+        if weights_KSR.ndim != 3 or weights_KSR.shape[1:] != (graph.n_senders, graph.n_receivers):
             raise ValueError(
-                f"weights_SR has shape {tuple(weights_SR.shape)}; expected "
-                f"({graph.n_senders}, {graph.n_receivers}) = (senders, receivers)."
+                f"weights have shape {tuple(weights_KSR.shape)}; expected (K, "
+                f"{graph.n_senders}, {graph.n_receivers}) = (circuits, senders, receivers)."
             )
-        weights_SR = weights_SR.to(device=self.model.device, dtype=self.model.dtype)
+        n_circuits = weights_KSR.shape[0]
+        # Which weights are zero is decided on the CPU copy: no device sync per group.
+        present_KSR = weights_KSR.detach().cpu() != 0
+        weights_KSR = weights_KSR.to(device=self.model.device, dtype=self.model.dtype)
         live: dict[int, torch.Tensor] = {}
 
         def delta(index: int) -> torch.Tensor:
+            """`[K or 1, batch, seq, group, d_model]`."""
             group = self.groups[index]
-            return live[index] if group.layer >= start_layer else self.clean_delta[index]
+            if group.layer >= start_layer:
+                return live[index].unflatten(0, (n_circuits, -1))
+            return self.clean_delta[index][None]
 
         def incoming(receivers: slice, order: int) -> torch.Tensor | None:
+            """`[K * batch, seq, receiver, d_model]`: what the patched edges take away."""
             total = None
             for index, group in enumerate(self.groups):
                 if group.order >= order:
                     break
-                w_GR = weights_SR[group.senders, receivers]
-                if not bool(w_GR.any()):
+                if not bool(present_KSR[:, group.senders, receivers].any()):
                     continue
-                part = torch.einsum("bsgd,gr->bsrd", delta(index), w_GR)
+                w_KGR = weights_KSR[:, group.senders, receivers]
+                part = torch.einsum("kbsgd,kgr->kbsrd", delta(index), w_KGR)
                 total = part if total is None else total + part
-            return total
+            return None if total is None else total.flatten(0, 1)
 
         hooks: list[tuple[str, Any]] = []
         for index, group in enumerate(self.groups):
@@ -265,28 +278,34 @@ class EdgePatcher:
                 continue
             hooks.append((group.in_hook, _subtract(incoming, group.receivers, group.order)))
             # A sender whose edges are all intact needs no live difference.
-            if bool(weights_SR[group.senders].any()):
-                hooks.append((group.out_hook, self._record(live, index, group)))
+            if bool(present_KSR[:, group.senders].any()):
+                hooks.append((group.out_hook, self._record(live, index, group, n_circuits)))
+        tokens_BS = self.batch.clean_BS.repeat(n_circuits, 1)
+        answer_pos_B = self.batch.answer_pos_B.repeat(n_circuits)
         with torch.no_grad(), self.model.per_head_inputs(), self.model.hooks(hooks):
             resid_BSD = self.model.run_from(
-                self.resid_pre[start_layer], start_layer, self.batch.clean_BS
+                self.resid_pre[start_layer].repeat(n_circuits, 1, 1), start_layer, tokens_BS
             )
             logits_in = incoming(slice(graph.logits_receiver, None), graph.logits_order)
             if logits_in is not None:
                 resid_BSD = resid_BSD - logits_in[:, :, 0]
-            return self.model.answer_logits(resid_BSD, self.batch.answer_pos_B)
+            logits_BV = self.model.answer_logits(resid_BSD, answer_pos_B)
+        return logits_BV.unflatten(0, (n_circuits, -1))
 
-    def _record(self, live: dict[int, torch.Tensor], index: int, group: SenderGroup) -> Any:
-        """A hook storing a group's output minus its corrupted output, in residual space."""
+    def _record(
+        self, live: dict[int, torch.Tensor], index: int, group: SenderGroup, n_circuits: int
+    ) -> Any:
+        """A hook storing a group's output minus its corrupted output, in residual space, for
+        each of the `n_circuits` copies of the batch."""
         if group.kind == "heads":
             W_O = self.model.W_O(group.layer)
-            z_corrupted = self.z_corrupted[group.layer]
+            z_corrupted = self.z_corrupted[group.layer].repeat(n_circuits, 1, 1, 1)
 
             def heads(z_BSHE: torch.Tensor, hook: Any) -> None:
                 live[index] = torch.einsum("bshe,hed->bshd", z_BSHE - z_corrupted, W_O)
 
             return heads
-        mlp_corrupted = self.mlp_corrupted[group.layer]
+        mlp_corrupted = self.mlp_corrupted[group.layer].repeat(n_circuits, 1, 1)
 
         def mlp(out_BSD: torch.Tensor, hook: Any) -> None:
             live[index] = (out_BSD - mlp_corrupted)[:, :, None]
