@@ -4,8 +4,10 @@ Real captured activations of a task's prompts get random labels (half positive),
 positive-only shift of `shift` standard deviations (along a random direction, in the head's
 own spread along it) is planted in `--n-planted` random heads; node ROC AUC against the
 planted heads, per method and shift, mean and std over seeds. The `sae-calibrated` row
-ranks by its score (code shift x head scale) and `sae-calibrated z` by the shift's z-score
-against shuffled labels.
+ranks by its score (code shift in the head's output units) and `sae-calibrated z` by the
+shift's z-score against shuffled labels; `means z (no codes)` is the signal pre-check's
+z-score of the distance between the positive and negative mean outputs, what a test on the
+raw outputs reaches.
 
     python benchmarks/bench_planted.py --model smollm2-135m --task ioi --device cuda
 """
@@ -25,12 +27,14 @@ from circuits.config import default_config
 from circuits.evaluation import roc_auc
 from circuits.methods import MethodContext
 from circuits.planted import plant_shift
+from circuits.signal import signal_check
 from interp import load_model
 
 SHIFTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 VIEWS = {"sae": ("sae", "score"), "sae-calibrated": ("sae-calibrated", "score")}
 VIEWS["sae-calibrated z"] = ("sae-calibrated", "z")
 VIEWS["norm"] = ("norm", "score")
+VIEWS["means z (no codes)"] = ("signal pre-check", "z")
 
 
 def main() -> None:
@@ -60,10 +64,16 @@ def main() -> None:
             heads = np.random.default_rng(seed).choice(n_heads, planted_count, replace=False)
             planted = plant_shift(acts_PHD.cpu(), heads.tolist(), shift, seed=seed)
             context._acts = (planted.acts_PHD.to(acts_PHD.device), planted.is_positive_P)
-            results = {m: circuits.methods.get(m).run(context, seed) for m in dict(VIEWS.values())}
+            nodes = {
+                method: circuits.methods.get(method).run(context, seed).node
+                for method, _ in VIEWS.values()
+                if method != "signal pre-check"
+            }
+            check = signal_check(planted.acts_PHD, planted.is_positive_P, seed=seed)
+            nodes["signal pre-check"] = {"z": check.z_H}
             truth = planted.truth_H.numpy()
             for view, (method, column) in VIEWS.items():
-                auc = roc_auc(results[method].node[column].to_numpy(), truth)
+                auc = roc_auc(np.asarray(nodes[method][column]), truth)
                 rows[view].setdefault(shift, []).append(auc)
     print(
         f"{args.model} / {args.task}: {planted_count} planted heads of {n_heads}, "

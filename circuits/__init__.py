@@ -32,7 +32,7 @@ _EXPORTS = {
     "faithfulness": ("CircuitAblator", "faithfulness_report"),
     "methods": ("MethodContext", "ScoreResult"),
     "pipeline": ("MethodTrials", "prepare", "run_trials", "score"),
-    "runs": ("TaskRun", "run_prepared", "run_task"),
+    "runs": ("TaskRun", "resolve_ground_truth", "run_prepared", "run_task"),
     "scoring": ("edge_scores", "heads_from_edges", "node_scores"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -123,21 +123,32 @@ def code_shift(
     codes_PH: torch.Tensor | np.ndarray,
     directions_CD: torch.Tensor,
     is_positive_B_P: torch.Tensor | np.ndarray,
+    scale_HD: torch.Tensor | None = None,
 ) -> np.ndarray:
     """||mean over positives - mean over negatives|| of the prompts' code directions per head,
-    `[n_heads]`, or `[B, n_heads]` for `[B, n]` label rows."""
-    codes = torch.as_tensor(_numpy(codes_PH))
+    `[n_heads]`, or `[B, n_heads]` for `[B, n]` label rows.
+
+    `codes_PH` is `[P, H]` (one code per prompt and head) or `[P, H, k]` (k codes each, a
+    prompt's direction then being the mean of its codes' directions); `scale_HD` multiplies
+    each head's shift coordinate-wise before the norm (e.g. back to the head's own units).
+    """
+    codes = torch.as_tensor(_numpy(codes_PH)).long()
+    codes_PHK = codes[..., None] if codes.ndim == 2 else codes
     labels = torch.as_tensor(_numpy(is_positive_B_P)).float()
     single = labels.ndim == 1
     labels_BP = labels[None] if single else labels
-    weights_BP = contrast_weights(labels_BP)
+    n_prompts, n_heads, k = codes_PHK.shape
     directions_CD = directions_CD.detach().float().cpu()
     n_codes = directions_CD.shape[0]
-    # Sum the label weights of each (head, code), then embed the codes: [B, H, C] @ [C, D].
-    keys_PH = torch.arange(codes.shape[1])[None, :] * n_codes + codes.long()
-    weight_BHC = torch.zeros(len(labels_BP), codes.shape[1] * n_codes)
-    weight_BHC.index_add_(1, keys_PH.reshape(-1), weights_BP.repeat_interleave(codes.shape[1], 1))
-    shift_BHD = weight_BHC.view(len(labels_BP), codes.shape[1], n_codes) @ directions_CD
+    # Each prompt's share of every (head, code): 1/k per code it shows at that head.
+    keys_PX = (torch.arange(n_heads)[None, :, None] * n_codes + codes_PHK).reshape(n_prompts, -1)
+    share_PX = torch.zeros(n_prompts, n_heads * n_codes)
+    share_PX.scatter_add_(1, keys_PX, torch.full(keys_PX.shape, 1.0 / k))
+    # Label-weighted shares per (head, code), then the codes embedded: [B, H, C] @ [C, D].
+    weight_BHC = (contrast_weights(labels_BP) @ share_PX).view(len(labels_BP), n_heads, n_codes)
+    shift_BHD = weight_BHC @ directions_CD
+    if scale_HD is not None:
+        shift_BHD = shift_BHD * scale_HD.detach().float().cpu()[None]
     out = shift_BHD.norm(dim=-1).double().numpy()
     return out[0] if single else out
 

@@ -83,6 +83,12 @@ class ScoringConfig:
     """Edge counting sorts this many (pair, prompt) keys at a time; bounds peak memory."""
     n_permutations: int = 200
     """Shuffled labels behind the calibrated score's null distribution (sae-calibrated)."""
+    calibrated_components: int = 32
+    """Principal directions kept per head, each whitened, before the shared SAE
+    (sae-calibrated)."""
+    calibrated_codes: int = 16
+    """Codes per (prompt, head): its strongest SAE latents (sae-calibrated; 1 = the
+    paper's single argmax code)."""
 
     def __post_init__(self) -> None:
         if self.edge_top_pairs is not None and self.edge_top_pairs < 1:
@@ -93,6 +99,9 @@ class ScoringConfig:
             raise ValueError(f"chunk_keys={self.chunk_keys}; use a positive number.")
         if self.n_permutations < 2:
             raise ValueError(f"n_permutations={self.n_permutations}; use at least 2.")
+        for name in ("calibrated_components", "calibrated_codes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}; use at least 1.")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,14 @@ from __future__ import annotations
 from interp.lazy import lazy_exports
 
 _EXPORTS = {
-    "coding": ("CodeStats", "code_stats", "codes", "codes_from_hook_z", "codes_with_stats"),
+    "coding": (
+        "CodeStats",
+        "code_stats",
+        "codes",
+        "codes_from_hook_z",
+        "codes_with_stats",
+        "top_codes",
+    ),
     "config": ("SAETrainingConfig",),
     "discrete_sae": (
         "ARCHITECTURE",

@@ -1,4 +1,5 @@
-"""Integer codes from an SAE: the argmax latent per (prompt, head), and code statistics.
+"""Integer codes from an SAE: the argmax latent per (prompt, head), the top-k latents, and
+code statistics.
 
 Any SAELens SAE can serve as the code source:
 - residual-space SAEs (the discrete SAE, or e.g. an `attn_out` / `resid` SAE with
@@ -83,6 +84,24 @@ def codes(
     _check_dead_rows(dead_rows)
     _check_residual_sae(sae, acts_PHD)
     return _run(sae, acts_PHD, dead_rows, batch_rows, device)[0]
+
+
+@torch.no_grad()
+def top_codes(
+    sae: SAE[Any],
+    acts_PHD: Tensor,
+    k: int,
+    *,
+    batch_rows: int | None = None,
+    device: str | torch.device | None = None,
+) -> Tensor:
+    """The `k` latents of largest pre-activation per (prompt, head), strongest first ->
+    LongTensor[P, H, k]. `k=1` gives `codes(..., dead_rows="preact")`; a row with fewer than
+    `k` active latents is filled with the latents closest to firing."""
+    _check_residual_sae(sae, acts_PHD)
+    if not 1 <= k <= sae.cfg.d_sae:
+        raise ValueError(f"k={k}: take between 1 and the SAE's {sae.cfg.d_sae} latents.")
+    return _run(sae, acts_PHD, "preact", batch_rows, device, top_k=k)[0]
 
 
 @torch.no_grad()
@@ -211,8 +230,10 @@ def _run(
     head_offset: int = 0,
     expand_heads: bool = False,
     with_stats: bool = False,
+    top_k: int | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Codes [P, H] (on the input's device) and, if asked, summed statistics over all rows.
+    """Codes [P, H] (on the input's device) and, if asked, summed statistics over all rows;
+    with `top_k`, the `top_k` latents of largest pre-activation per row, [P, H, top_k].
 
     `expand_heads`: rows are one head's z, placed in that head's slot of a zero [H, d] block.
     `name` and `head_offset` locate bad values in error messages.
@@ -227,7 +248,8 @@ def _run(
     elif batch_rows < 1:
         raise ValueError(f"batch_rows={batch_rows} must be >= 1.")
     rows = acts.reshape(n_prompts * n_heads, d)
-    codes_R = torch.empty(rows.shape[0], dtype=torch.long, device=device)
+    per_row = () if top_k is None else (top_k,)
+    codes_R = torch.empty(rows.shape[0], *per_row, dtype=torch.long, device=device)
     totals = _empty_totals(d_sae, d, device) if with_stats else {}
     for start in range(0, rows.shape[0], batch_rows):
         x = rows[start : start + batch_rows].to(device)
@@ -238,6 +260,9 @@ def _run(
             if not sae.hook_z_reshaping_mode:
                 x = x.flatten(1)
         post, pre = _encode_with_pre(sae, x)
+        if top_k is not None:
+            codes_R[start : start + x.shape[0]] = pre.topk(top_k, dim=-1).indices
+            continue
         active = post != 0
         alive = active.any(dim=-1)
         code = post.argmax(dim=-1)
@@ -245,7 +270,7 @@ def _run(
         codes_R[start : start + x.shape[0]] = torch.where(alive, code, fallback)
         if with_stats:
             _accumulate(totals, x, post, active, alive, codes_R[start : start + x.shape[0]], sae)
-    return codes_R.view(n_prompts, n_heads).to(acts.device), totals
+    return codes_R.view(n_prompts, n_heads, *per_row).to(acts.device), totals
 
 
 def _on_device(sae: SAE[Any], device: torch.device) -> SAE[Any]:

@@ -57,6 +57,19 @@ def test_dead_rows_use_preactivations_or_seed_zero() -> None:
     assert stats.dead_row_fraction == pytest.approx(float(dead.float().mean()))
 
 
+def test_top_codes_are_the_strongest_latents_in_order() -> None:
+    sae, acts = _half_dead_sae(), _acts()
+    top = saes.top_codes(sae, acts, 3)
+    assert top.shape == (9, 5, 3) and top.dtype == torch.long
+    # Pre-activations are x - 1 here: the three largest coordinates, largest first, dead rows
+    # included (their latents closest to firing).
+    assert torch.equal(top, acts.topk(3, dim=-1).indices)
+    assert torch.equal(saes.top_codes(sae, acts, 1)[..., 0], saes.codes(sae, acts))
+    assert torch.equal(saes.top_codes(sae, acts, 3, batch_rows=4), top)
+    with pytest.raises(ValueError, match="between 1 and"):
+        saes.top_codes(sae, acts, 9)
+
+
 def test_batching_does_not_change_codes_or_stats() -> None:
     sae, acts = _standard(8, 32), _acts(n_prompts=13)
     assert torch.equal(saes.codes(sae, acts, batch_rows=7), saes.codes(sae, acts))

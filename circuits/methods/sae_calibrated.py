@@ -2,28 +2,35 @@
 difference between positives and negatives instead of how many codes a head uses.
 
 What stays from O'Neill & Bui: each head's output on each prompt (mean over positions)
-becomes one integer code, the argmax latent of ONE discrete SAE shared by all heads; a head
-is scored by comparing its codes on positives and negatives; no gradients, no patching.
+becomes integer codes of ONE discrete SAE shared by all heads; a head is scored by comparing
+its codes on positives and negatives; no gradients, no patching.
 
 What changes, and why (measurements in docs/calibrated.md):
-1. Per-head standardisation before the shared SAE: each head's outputs are centred on its
-   own mean over the scored prompts and divided by its own RMS deviation `s_h`. Mean
-   output norms differ 25-100x between heads, so without it the large heads get a single
-   code on every prompt and any change inside them is invisible. Label-free.
-2. Score: how far the head's codes move between positives and negatives, in the head's
-   own units: `s_h * || mean_pos d(code) - mean_neg d(code) ||`, with `d(c)` the SAE's
-   decoder direction of code c (`circuits.calibration.code_shift`). The paper's count of
-   positive-only codes is mostly the number of distinct codes a head uses (rank
-   correlation 0.97-0.98 with its label-free expectation E0); the shift is zero for a head
-   whose code distribution does not depend on the label, and it weighs a change by how
-   much it moves the head's output, which is what the rest of the model reads.
+1. Per-head whitening before the shared SAE: each head is centred on its own mean over the
+   scored prompts, projected on its own top `calibrated_components` principal directions
+   and scaled to unit variance along each (label-free). Mean output norms differ 25-100x
+   between heads and each head writes in its own subspace, so one SAE over raw outputs
+   gives the large heads a single code on every prompt; in whitened coordinates every head
+   uses the whole code alphabet, and a change along a low-variance direction is as visible
+   as one along the head's largest.
+2. Several codes per (prompt, head): its `calibrated_codes` strongest latents (the paper's
+   argmax code is the first), so a code records more than which of 200 cells the output
+   fell in.
+3. Scores from the code shift, `mean over positives of d(codes) - mean over negatives of
+   d(codes)` with `d` the mean SAE decoder direction of a prompt's codes
+   (`circuits.calibration.code_shift`). Its z-score against shuffled labels (column `z`)
+   says whether a head's codes depend on the label at all; the node `score` is the shift
+   mapped back to the head's own output units (each principal coordinate times the head's
+   spread along it), which weighs a change by how much it moves what later layers read.
 
-The node frame also carries the shift's z-score and p-value against shuffled labels (is
-the difference real?), the code-label mutual information, and the paper's count with its
-chance level E0 and excess, so every view can be compared on one run.
+The node frame also carries the whitened shift, its p-value, the code-label mutual
+information and the paper's count with its chance level E0 and excess (from the strongest
+code), so every view can be compared on one run.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -39,57 +46,93 @@ from circuits.methods.result import ScoreResult
 from circuits.methods.sae import fit_sae
 from circuits.scoring import node_scores, rank_scores
 from circuits.timing import timed
-from saes import codes
+from saes import top_codes
 
-__all__ = ["sae_calibrated", "standardise_heads"]
+__all__ = ["WhitenedHeads", "sae_calibrated", "whiten_heads"]
+
+_RANK_TOLERANCE = 1e-4
+"""A principal direction whose spread is below this fraction of the head's largest is
+treated as unused (rounding noise would otherwise be scaled up to unit variance)."""
 
 
-def standardise_heads(acts_PHD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each head centred on its mean over prompts and scaled to unit RMS deviation; also
-    returns the scales `s_H`."""
-    acts = acts_PHD.float()
-    mean_1HD = acts.mean(dim=0, keepdim=True)
-    spread_H = (acts - mean_1HD).pow(2).mean(dim=(0, 2)).sqrt()
-    # A head that never changes stays at zero instead of dividing by zero.
-    safe_H = spread_H.clamp_min(torch.finfo(acts.dtype).tiny)
-    return (acts - mean_1HD) / safe_H[None, :, None], spread_H
+@dataclass(frozen=True)
+class WhitenedHeads:
+    """Each head's outputs in its own principal coordinates, unit variance along each."""
+
+    coords_PHR: torch.Tensor
+    """Whitened coordinates `[prompt, head, component]` (0 on unused components)."""
+    scale_HR: torch.Tensor
+    """Each head's standard deviation along each principal direction (0 where unused)."""
+    variance_kept_H: torch.Tensor
+    """Fraction of each head's variance in the kept components."""
+
+
+def whiten_heads(acts_PHD: torch.Tensor, n_components: int, seed: int = 0) -> WhitenedHeads:
+    """Per head: centre on the mean over prompts, project on the top `n_components` principal
+    directions (randomised SVD with a seeded sketch, exact when the head's outputs span at
+    most `2 * n_components + 8` dimensions), scale each coordinate to unit variance."""
+    n_prompts, _, d_model = acts_PHD.shape
+    centred_HPD = (acts_PHD.float() - acts_PHD.float().mean(dim=0, keepdim=True)).transpose(0, 1)
+    sketch = min(2 * n_components + 8, n_prompts, d_model)
+    devices = [acts_PHD.device] if acts_PHD.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        left_HPK, singular_HK, _ = torch.svd_lowrank(centred_HPD, q=sketch, niter=2)
+    rank = min(n_components, sketch)
+    scale_HR = singular_HK[:, :rank] / n_prompts**0.5
+    used_HR = scale_HR > scale_HR[:, :1] * _RANK_TOLERANCE
+    scale_HR = torch.where(used_HR, scale_HR, torch.zeros_like(scale_HR))
+    coords_PHR = (left_HPK[:, :, :rank] * used_HR[:, None] * n_prompts**0.5).transpose(0, 1)
+    total_H = centred_HPD.pow(2).sum(dim=(1, 2)) / n_prompts
+    kept_H = scale_HR.pow(2).sum(dim=1)
+    variance_kept_H = torch.where(total_H > 0, kept_H / total_H.clamp_min(1e-30), 1.0)
+    return WhitenedHeads(coords_PHR.contiguous(), scale_HR, variance_kept_H)
 
 
 @register("sae-calibrated")
 def sae_calibrated(context: MethodContext, seed: int) -> ScoreResult:
-    """Standardised heads, one shared discrete SAE, code shift between labels per head."""
+    """Whitened heads, one shared discrete SAE, top-k codes, code shift between labels."""
     acts_PHD, is_positive_P = context.head_acts()
     config = context.config
     device = acts_PHD.device
     seconds: dict[str, float] = {}
-    with timed(seconds, "standardise", device):
-        standard_PHD, scale_H = standardise_heads(acts_PHD)
+    with timed(seconds, "whiten", device):
+        whitened = whiten_heads(acts_PHD, config.scoring.calibrated_components, seed)
     with timed(seconds, "sae", device):
-        sae = fit_sae(standard_PHD, config.sae, seed, context.progress)
+        sae = fit_sae(whitened.coords_PHR, config.sae, seed, context.progress)
     with timed(seconds, "codes", device):
-        codes_PH = codes(sae, standard_PHD, dead_rows=config.scoring.dead_rows).cpu()
+        k = min(config.scoring.calibrated_codes, sae.cfg.d_sae)
+        codes_PHK = top_codes(sae, whitened.coords_PHR, k).cpu()
     with timed(seconds, "node_scoring", device):
-        directions_CD = sae.W_dec.detach()
+        directions_CR = sae.W_dec.detach()
         shift_H, z_H, p_H = permutation_z(
-            lambda labels: code_shift(codes_PH, directions_CD, labels),
+            lambda labels: code_shift(codes_PHK, directions_CR, labels),
             is_positive_P,
             n_permutations=config.scoring.n_permutations,
             seed=seed,
         )
-        node = node_scores(codes_PH, is_positive_P, context.model.n_heads)
+        scale_HR = whitened.scale_HR.cpu()
+        score_H = code_shift(codes_PHK, directions_CR, is_positive_P, scale_HD=scale_HR)
+        strongest_PH = codes_PHK[..., 0]
+        node = node_scores(strongest_PH, is_positive_P, context.model.n_heads)
         node = node.rename(columns={"score": "exclusive_codes"}).drop(columns="rank")
-        node.insert(3, "score", shift_H * scale_H.cpu().double().numpy())
+        node.insert(3, "score", score_H)
         node.insert(4, "rank", rank_scores(node["score"]))
         node["shift"] = shift_H
-        node["scale"] = scale_H.cpu().double().numpy()
         node["z"] = z_H
         node["p_value"] = p_H
-        node["mutual_information"] = mutual_information(codes_PH, is_positive_P)
-        node["e0"] = expected_exclusive_codes(codes_PH, is_positive_P)
+        node["spread"] = scale_HR.pow(2).sum(dim=1).sqrt().double().numpy()
+        node["variance_kept"] = whitened.variance_kept_H.cpu().double().numpy()
+        node["mutual_information"] = mutual_information(strongest_PH, is_positive_P)
+        node["e0"] = expected_exclusive_codes(strongest_PH, is_positive_P)
         node["excess"] = node["exclusive_codes"] - node["e0"]
     return ScoreResult(
         method="sae-calibrated",
         node=node,
         seconds=seconds,
-        extra={"n_codes_used": int(codes_PH.unique().numel())},
+        extra={
+            "n_codes_used": int(strongest_PH.unique().numel()),
+            "codes_per_head": k,
+            "components": int(whitened.scale_HR.shape[1]),
+        },
     )
