@@ -10,9 +10,9 @@ What changes, and why (measurements in docs/calibrated.md):
    scored prompts, projected on its own top `calibrated_components` principal directions
    and scaled to unit variance along each (label-free). Mean output norms differ 25-100x
    between heads and each head writes in its own subspace, so one SAE over raw outputs
-   gives the large heads a single code on every prompt; in whitened coordinates every head
-   uses the whole code alphabet, and a change along a low-variance direction is as visible
-   as one along the head's largest.
+   gives the large heads a single code on every prompt; in whitened coordinates all heads
+   share one scale and spread over many codes, and a change along a low-variance direction
+   is as visible as one along the head's largest.
 2. Several codes per (prompt, head): its `calibrated_codes` strongest latents (the paper's
    argmax code is the first), so a code records more than which of 200 cells the output
    fell in.
