@@ -255,9 +255,7 @@ class EdgePatcher:
         def delta(index: int) -> torch.Tensor:
             """`[K or 1, batch, seq, group, d_model]`."""
             group = self.groups[index]
-            if group.layer >= start_layer:
-                return live[index].unflatten(0, (n_circuits, -1))
-            return self.clean_delta[index][None]
+            return live[index] if group.layer >= start_layer else self.clean_delta[index][None]
 
         def incoming(receivers: slice, order: int) -> torch.Tensor | None:
             """`[K * batch, seq, receiver, d_model]`: what the patched edges take away."""
@@ -295,20 +293,21 @@ class EdgePatcher:
     def _record(
         self, live: dict[int, torch.Tensor], index: int, group: SenderGroup, n_circuits: int
     ) -> Any:
-        """A hook storing a group's output minus its corrupted output, in residual space, for
-        each of the `n_circuits` copies of the batch."""
+        """A hook storing a group's output minus its corrupted output, in residual space,
+        `[n_circuits, batch, seq, group, d_model]` (the pass runs the batch once per circuit)."""
         if group.kind == "heads":
             W_O = self.model.W_O(group.layer)
-            z_corrupted = self.z_corrupted[group.layer].repeat(n_circuits, 1, 1, 1)
+            z_corrupted = self.z_corrupted[group.layer]
 
             def heads(z_BSHE: torch.Tensor, hook: Any) -> None:
-                live[index] = torch.einsum("bshe,hed->bshd", z_BSHE - z_corrupted, W_O)
+                z_KBSHE = z_BSHE.unflatten(0, (n_circuits, -1))
+                live[index] = torch.einsum("kbshe,hed->kbshd", z_KBSHE - z_corrupted, W_O)
 
             return heads
-        mlp_corrupted = self.mlp_corrupted[group.layer].repeat(n_circuits, 1, 1)
+        mlp_corrupted = self.mlp_corrupted[group.layer]
 
         def mlp(out_BSD: torch.Tensor, hook: Any) -> None:
-            live[index] = (out_BSD - mlp_corrupted)[:, :, None]
+            live[index] = (out_BSD.unflatten(0, (n_circuits, -1)) - mlp_corrupted)[..., None, :]
 
         return mlp
 
